@@ -1,0 +1,8 @@
+//! s2kit: synthetic series-symbol data for time-series foundation models.
+
+pub mod error;
+pub mod excitation;
+pub mod rng;
+pub mod symbolic;
+
+pub use error::{Error, Result};

@@ -1,0 +1,587 @@
+//! Random expression trees, following the reference's recipe: a uniformly sampled binary
+//! skeleton (Lample & Charton), leaves that use every input before repeating one, unary
+//! operators inserted above small subtrees, then affine prefactors.
+
+use super::{BinaryOp, Expr, UnaryOp, Var};
+use crate::error::{Error, Result};
+use crate::rng::SampleRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_distr::{weighted::WeightedIndex, Distribution};
+use serde::{Deserialize, Serialize};
+
+/// Relative weights of each operator; 0 disables it. Defaults are the reference's.
+/// `diff` (a smoothed time derivative) is deliberately absent: it is not a pointwise
+/// function of x, so a symbol containing it could not be re-evaluated by a parser.
+/// Time dependence enters through the ODE samples instead.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperatorConfig {
+    pub add: f64,
+    pub sub: f64,
+    pub mul: f64,
+    pub div: f64,
+    pub abs: f64,
+    pub inv: f64,
+    pub sqrt: f64,
+    pub log: f64,
+    pub exp: f64,
+    pub sin: f64,
+    pub cos: f64,
+    pub tan: f64,
+    pub arctan: f64,
+    pub pow2: f64,
+    pub pow3: f64,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            add: 1.0,
+            sub: 1.0,
+            mul: 1.0,
+            div: 0.0,
+            abs: 1.0,
+            inv: 3.0,
+            sqrt: 5.0,
+            log: 1.0,
+            exp: 1.0,
+            sin: 1.0,
+            cos: 1.0,
+            tan: 0.2,
+            arctan: 0.2,
+            pow2: 3.0,
+            pow3: 1.0,
+        }
+    }
+}
+
+impl OperatorConfig {
+    fn binary_weights(&self) -> [(BinaryOp, f64); 4] {
+        [
+            (BinaryOp::Add, self.add),
+            (BinaryOp::Sub, self.sub),
+            (BinaryOp::Mul, self.mul),
+            (BinaryOp::Div, self.div),
+        ]
+    }
+
+    fn unary_weights(&self) -> [(UnaryOp, f64); 11] {
+        [
+            (UnaryOp::Abs, self.abs),
+            (UnaryOp::Inv, self.inv),
+            (UnaryOp::Sqrt, self.sqrt),
+            (UnaryOp::Log, self.log),
+            (UnaryOp::Exp, self.exp),
+            (UnaryOp::Sin, self.sin),
+            (UnaryOp::Cos, self.cos),
+            (UnaryOp::Tan, self.tan),
+            (UnaryOp::Atan, self.arctan),
+            (UnaryOp::Pow2, self.pow2),
+            (UnaryOp::Pow3, self.pow3),
+        ]
+    }
+}
+
+/// How trees are sized and filled. Defaults are the reference's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SymbolicConfig {
+    pub operators: OperatorConfig,
+    /// Binary operators per output ~ U{0 .. max_binary_ops_offset + binary_ops_per_input·ID - 1}.
+    pub max_binary_ops_offset: usize,
+    pub binary_ops_per_input: usize,
+    /// Unary operators per output ~ U{0 .. max_unary_ops}.
+    pub max_unary_ops: usize,
+    /// A unary operator may sit only above a subtree with fewer nodes than this.
+    pub max_unary_depth: usize,
+    /// Once every input is used, a leaf is an integer constant with this probability.
+    pub prob_const: f64,
+    /// Integer leaves are drawn from ±1..±max_int (plus e, pi and Euler's gamma).
+    pub max_int: u32,
+    /// Prefactors are ±m·10^e with m in 1..10^digits - 1 and e in [min_exponent, max_exponent].
+    pub prefactor_digits: u32,
+    pub prefactor_min_exponent: i32,
+    pub prefactor_max_exponent: i32,
+}
+
+impl Default for SymbolicConfig {
+    fn default() -> Self {
+        SymbolicConfig {
+            operators: OperatorConfig::default(),
+            max_binary_ops_offset: 4,
+            binary_ops_per_input: 1,
+            max_unary_ops: 5,
+            max_unary_depth: 6,
+            prob_const: 0.25,
+            max_int: 10,
+            prefactor_digits: 3,
+            prefactor_min_exponent: -3,
+            prefactor_max_exponent: -1,
+        }
+    }
+}
+
+impl SymbolicConfig {
+    pub fn validate(&self) -> Result<()> {
+        let check_weights = |name: &str, ws: &[f64]| -> Result<()> {
+            if ws.iter().any(|w| !w.is_finite() || *w < 0.0) {
+                return Err(Error::Config(format!(
+                    "symbolic.operators: {name} weights must be finite and >= 0"
+                )));
+            }
+            if ws.iter().sum::<f64>() <= 0.0 {
+                return Err(Error::Config(format!(
+                    "symbolic.operators: at least one {name} operator needs a positive weight"
+                )));
+            }
+            Ok(())
+        };
+        let b: Vec<f64> = self
+            .operators
+            .binary_weights()
+            .iter()
+            .map(|p| p.1)
+            .collect();
+        let u: Vec<f64> = self.operators.unary_weights().iter().map(|p| p.1).collect();
+        check_weights("binary", &b)?;
+        if self.max_unary_ops > 0 {
+            check_weights("unary", &u)?;
+        }
+        if !(0.0..=1.0).contains(&self.prob_const) {
+            return Err(Error::Config(
+                "symbolic.prob_const must lie in [0, 1]".into(),
+            ));
+        }
+        if self.max_int == 0 {
+            return Err(Error::Config("symbolic.max_int must be >= 1".into()));
+        }
+        if !(1..=6).contains(&self.prefactor_digits) {
+            return Err(Error::Config(
+                "symbolic.prefactor_digits must lie in 1..=6".into(),
+            ));
+        }
+        if self.prefactor_min_exponent > self.prefactor_max_exponent {
+            return Err(Error::Config(
+                "symbolic.prefactor_min_exponent exceeds prefactor_max_exponent".into(),
+            ));
+        }
+        if self.max_binary_ops_offset == 0 {
+            return Err(Error::Config(
+                "symbolic.max_binary_ops_offset must be >= 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A sampler built once per config; cheap to share across threads.
+pub struct TreeSampler {
+    cfg: SymbolicConfig,
+    binary_ops: Vec<BinaryOp>,
+    binary_dist: WeightedIndex<f64>,
+    unary_ops: Vec<UnaryOp>,
+    unary_dist: Option<WeightedIndex<f64>>,
+    /// skeletons[n][e]: number of binary trees with n operators growable from e empty slots.
+    skeletons: Vec<Vec<f64>>,
+}
+
+const MAX_SKELETON_OPS: usize = 64;
+
+impl TreeSampler {
+    pub fn new(cfg: &SymbolicConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (binary_ops, bw): (Vec<_>, Vec<_>) = cfg
+            .operators
+            .binary_weights()
+            .into_iter()
+            .filter(|p| p.1 > 0.0)
+            .unzip();
+        let (unary_ops, uw): (Vec<_>, Vec<_>) = cfg
+            .operators
+            .unary_weights()
+            .into_iter()
+            .filter(|p| p.1 > 0.0)
+            .unzip();
+        let binary_dist = WeightedIndex::new(bw).map_err(|e| Error::Config(e.to_string()))?;
+        let unary_dist = if uw.is_empty() {
+            None
+        } else {
+            Some(WeightedIndex::new(uw).map_err(|e| Error::Config(e.to_string()))?)
+        };
+        Ok(TreeSampler {
+            cfg: cfg.clone(),
+            binary_ops,
+            binary_dist,
+            unary_ops,
+            unary_dist,
+            skeletons: skeleton_counts(MAX_SKELETON_OPS),
+        })
+    }
+
+    /// The number of binary operators an output over `n_inputs` inputs gets.
+    fn draw_binary_count(&self, rng: &mut SampleRng, n_inputs: usize) -> usize {
+        let hi = self.cfg.max_binary_ops_offset + self.cfg.binary_ops_per_input * n_inputs;
+        rng.random_range(0..hi).min(MAX_SKELETON_OPS)
+    }
+
+    /// A random expression over `n_inputs` input variables `x0..`.
+    pub fn sample(&self, rng: &mut SampleRng, n_inputs: usize) -> Expr {
+        let vars: Vec<Var> = (0..n_inputs).map(Var::Input).collect();
+        self.sample_over(rng, &vars)
+    }
+
+    /// A random expression whose leaves are drawn from `vars` (ODE right-hand sides mix
+    /// inputs, states and time).
+    pub fn sample_over(&self, rng: &mut SampleRng, vars: &[Var]) -> Expr {
+        let n_binary = self.draw_binary_count(rng, vars.len());
+        let n_unary = rng.random_range(0..=self.cfg.max_unary_ops);
+        let mut leaves = LeafSource::new(vars);
+        let skeleton = self.skeleton(rng, n_binary);
+        let tree = self.fill(rng, &skeleton, 0, &mut leaves);
+        let tree = self.insert_unaries(rng, tree, n_unary);
+        self.add_prefactors(rng, tree)
+    }
+
+    /// Lample–Charton sampling of a binary skeleton with `n_ops` internal nodes, uniform over
+    /// all such trees. Nodes are stored in creation order; `None` marks a leaf.
+    fn skeleton(&self, rng: &mut SampleRng, n_ops: usize) -> Vec<SkeletonNode> {
+        let d = &self.skeletons;
+        let mut nodes = vec![SkeletonNode::Leaf];
+        // Indices of still-empty slots, in the order they were created.
+        let mut empty: Vec<usize> = vec![0];
+        let mut cursor = 0usize;
+        let mut remaining = n_ops;
+        while remaining > 0 {
+            let n_empty = empty.len() - cursor;
+            let weights: Vec<f64> = (0..n_empty)
+                .map(|i| d[remaining - 1][n_empty - i + 1] / d[remaining][n_empty])
+                .collect();
+            let skip = WeightedIndex::new(&weights)
+                .map(|w| w.sample(rng))
+                .unwrap_or(0);
+            cursor += skip;
+            let op = self.binary_ops[self.binary_dist.sample(rng)];
+            let left = nodes.len();
+            nodes.push(SkeletonNode::Leaf);
+            nodes.push(SkeletonNode::Leaf);
+            nodes[empty[cursor]] = SkeletonNode::Op(op, left, left + 1);
+            empty.push(left);
+            empty.push(left + 1);
+            cursor += 1;
+            remaining -= 1;
+        }
+        nodes
+    }
+
+    fn fill(
+        &self,
+        rng: &mut SampleRng,
+        nodes: &[SkeletonNode],
+        at: usize,
+        leaves: &mut LeafSource,
+    ) -> Expr {
+        match nodes[at] {
+            SkeletonNode::Op(op, l, r) => {
+                let a = self.fill(rng, nodes, l, leaves);
+                let b = self.fill(rng, nodes, r, leaves);
+                Expr::binary(op, a, b)
+            }
+            SkeletonNode::Leaf => leaves.next(rng, &self.cfg),
+        }
+    }
+
+    /// Puts a random unary operator above every child subtree smaller than
+    /// `max_unary_depth`, then keeps a random `n_unary` of them.
+    fn insert_unaries(&self, rng: &mut SampleRng, tree: Expr, n_unary: usize) -> Expr {
+        let Some(dist) = &self.unary_dist else {
+            return tree;
+        };
+        let mut slots = 0usize;
+        count_unary_slots(&tree, self.cfg.max_unary_depth, &mut slots);
+        let mut keep = vec![false; slots];
+        for k in keep.iter_mut().take(n_unary) {
+            *k = true;
+        }
+        keep.shuffle(rng);
+        let mut next_slot = 0usize;
+        self.wrap_children(rng, tree, &keep, &mut next_slot, dist)
+    }
+
+    /// Visits slots in the same pre-order as `count_unary_slots`.
+    fn wrap_children(
+        &self,
+        rng: &mut SampleRng,
+        tree: Expr,
+        keep: &[bool],
+        next_slot: &mut usize,
+        dist: &WeightedIndex<f64>,
+    ) -> Expr {
+        let wrap = |child: Expr, rng: &mut SampleRng, next_slot: &mut usize| {
+            let mut op = None;
+            if child.size() < self.cfg.max_unary_depth {
+                if keep[*next_slot] {
+                    op = Some(self.unary_ops[dist.sample(rng)]);
+                }
+                *next_slot += 1;
+            }
+            let inner = self.wrap_children(rng, child, keep, next_slot, dist);
+            match op {
+                Some(op) => Expr::unary(op, inner),
+                None => inner,
+            }
+        };
+        match tree {
+            Expr::Binary(op, a, b) => {
+                let a = wrap(*a, rng, next_slot);
+                let b = wrap(*b, rng, next_slot);
+                Expr::binary(op, a, b)
+            }
+            Expr::Unary(op, a) => Expr::unary(op, wrap(*a, rng, next_slot)),
+            leaf => leaf,
+        }
+    }
+
+    /// A prefactor ±m·10^e.
+    fn prefactor(&self, rng: &mut SampleRng) -> f64 {
+        let max_m = 10u32.pow(self.cfg.prefactor_digits) - 1;
+        let m = rng.random_range(1..=max_m);
+        let e = rng.random_range(self.cfg.prefactor_min_exponent..=self.cfg.prefactor_max_exponent);
+        let sign = if rng.random_bool(0.5) { "-" } else { "" };
+        // Build the value from its decimal text so the printed symbol parses to this exact f64.
+        let text = if e >= 0 {
+            format!("{sign}{}", m as u64 * 10u64.pow(e as u32))
+        } else {
+            format!("{sign}{m}e{e}")
+        };
+        text.parse().expect("a formatted number parses")
+    }
+
+    /// The reference's "reduced constants" affine form: children of +/- get `a·(.)`, unary
+    /// arguments get `a + b·(.)`, and the root gets `a + (.)` (with `a·(.)` if nothing else
+    /// added a scale).
+    fn add_prefactors(&self, rng: &mut SampleRng, tree: Expr) -> Expr {
+        let mut added = false;
+        let tree = self.prefactors_below(rng, tree, &mut added);
+        let tree = if added {
+            tree
+        } else {
+            Expr::mul(Expr::constant(self.prefactor(rng)), tree)
+        };
+        Expr::add(Expr::constant(self.prefactor(rng)), tree)
+    }
+
+    fn prefactors_below(&self, rng: &mut SampleRng, tree: Expr, added: &mut bool) -> Expr {
+        match tree {
+            Expr::Binary(op @ (BinaryOp::Add | BinaryOp::Sub), a, b) => {
+                let mut scale = |child: Expr, rng: &mut SampleRng| {
+                    let additive = child.is_additive();
+                    let child = self.prefactors_below(rng, child, added);
+                    if additive {
+                        child
+                    } else {
+                        *added = true;
+                        Expr::mul(Expr::constant(self.prefactor(rng)), child)
+                    }
+                };
+                let a = scale(*a, rng);
+                let b = scale(*b, rng);
+                Expr::binary(op, a, b)
+            }
+            Expr::Unary(op, a) => {
+                let additive = a.is_additive();
+                let inner = self.prefactors_below(rng, *a, added);
+                if additive {
+                    Expr::unary(op, inner)
+                } else {
+                    *added = true;
+                    let shift = self.prefactor(rng);
+                    let scale = self.prefactor(rng);
+                    Expr::unary(
+                        op,
+                        Expr::add(
+                            Expr::constant(shift),
+                            Expr::mul(Expr::constant(scale), inner),
+                        ),
+                    )
+                }
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.prefactors_below(rng, *a, added);
+                let b = self.prefactors_below(rng, *b, added);
+                Expr::binary(op, a, b)
+            }
+            leaf => leaf,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SkeletonNode {
+    Leaf,
+    Op(BinaryOp, usize, usize),
+}
+
+/// D[n][e] = D[n][e-1] + D[n-1][e+1], D[0][e] = 1, D[n][0] = 0.
+fn skeleton_counts(max_ops: usize) -> Vec<Vec<f64>> {
+    let width = 2 * max_ops + 2;
+    let mut d = vec![vec![0.0f64; width + 1]; max_ops + 1];
+    for e in 1..=width {
+        d[0][e] = 1.0;
+    }
+    for n in 1..=max_ops {
+        for e in 1..width {
+            d[n][e] = d[n][e - 1] + d[n - 1][e + 1];
+        }
+    }
+    d
+}
+
+fn count_unary_slots(tree: &Expr, max_depth: usize, count: &mut usize) {
+    let children: Vec<&Expr> = match tree {
+        Expr::Binary(_, a, b) => vec![a, b],
+        Expr::Unary(_, a) => vec![a],
+        _ => vec![],
+    };
+    for c in children {
+        if c.size() < max_depth {
+            *count += 1;
+        }
+        count_unary_slots(c, max_depth, count);
+    }
+}
+
+/// Hands out leaves: the first is a random variable, then unused variables in order, then
+/// (once all are used) an integer constant with probability `prob_const` or a random variable.
+struct LeafSource<'a> {
+    vars: &'a [Var],
+    used: Vec<bool>,
+    first: bool,
+}
+
+impl<'a> LeafSource<'a> {
+    fn new(vars: &'a [Var]) -> Self {
+        LeafSource {
+            vars,
+            used: vec![false; vars.len()],
+            first: true,
+        }
+    }
+
+    fn next(&mut self, rng: &mut SampleRng, cfg: &SymbolicConfig) -> Expr {
+        let n = self.vars.len();
+        if self.first {
+            self.first = false;
+            let i = rng.random_range(0..n);
+            self.used[i] = true;
+            return Expr::Var(self.vars[i]);
+        }
+        if let Some(i) = self.used.iter().position(|u| !u) {
+            self.used[i] = true;
+            return Expr::Var(self.vars[i]);
+        }
+        if rng.random_bool(cfg.prob_const) {
+            Expr::constant(integer_constant(rng, cfg.max_int))
+        } else {
+            Expr::Var(self.vars[rng.random_range(0..n)])
+        }
+    }
+}
+
+fn integer_constant(rng: &mut SampleRng, max_int: u32) -> f64 {
+    let k = rng.random_range(0..(2 * max_int + 3));
+    match k {
+        k if k < max_int => (k + 1) as f64,
+        k if k < 2 * max_int => -((k - max_int + 1) as f64),
+        k if k == 2 * max_int => std::f64::consts::E,
+        k if k == 2 * max_int + 1 => std::f64::consts::PI,
+        _ => 0.577_215_664_901_532_9, // Euler–Mascheroni constant
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::sample_rng;
+
+    #[test]
+    fn skeleton_counts_match_catalan_numbers() {
+        // Trees with n binary operators grown from one slot: the Catalan numbers.
+        let d = skeleton_counts(8);
+        let catalan = [1.0, 1.0, 2.0, 5.0, 14.0, 42.0, 132.0, 429.0, 1430.0];
+        for (n, c) in catalan.iter().enumerate() {
+            assert_eq!(d[n][1], *c, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn every_input_is_used_when_the_tree_has_room() {
+        let sampler = TreeSampler::new(&SymbolicConfig::default()).unwrap();
+        let mut rng = sample_rng(1, 0);
+        let vars: Vec<Var> = (0..3).map(Var::Input).collect();
+        for n_ops in 2..8 {
+            // n_ops binary operators give n_ops + 1 >= 3 leaves.
+            let skeleton = sampler.skeleton(&mut rng, n_ops);
+            let tree = sampler.fill(&mut rng, &skeleton, 0, &mut LeafSource::new(&vars));
+            let s = tree.to_string();
+            assert!(
+                s.contains("x0") && s.contains("x1") && s.contains("x2"),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn skeletons_are_uniform_over_shapes() {
+        // With 3 operators there are 5 shapes; each should be drawn about 1/5 of the time.
+        let sampler = TreeSampler::new(&SymbolicConfig::default()).unwrap();
+        let mut rng = sample_rng(2, 0);
+        let mut counts = std::collections::HashMap::new();
+        let n = 20_000;
+        for _ in 0..n {
+            let nodes = sampler.skeleton(&mut rng, 3);
+            *counts.entry(shape_key(&nodes, 0)).or_insert(0usize) += 1;
+        }
+        assert_eq!(counts.len(), 5);
+        for (shape, c) in counts {
+            let p = c as f64 / n as f64;
+            assert!((p - 0.2).abs() < 0.02, "shape {shape}: {p}");
+        }
+    }
+
+    fn shape_key(nodes: &[SkeletonNode], at: usize) -> String {
+        match nodes[at] {
+            SkeletonNode::Leaf => "l".into(),
+            SkeletonNode::Op(_, l, r) => {
+                format!("({} {})", shape_key(nodes, l), shape_key(nodes, r))
+            }
+        }
+    }
+
+    #[test]
+    fn unary_count_is_bounded() {
+        let cfg = SymbolicConfig::default();
+        let sampler = TreeSampler::new(&cfg).unwrap();
+        let mut rng = sample_rng(3, 0);
+        for _ in 0..1000 {
+            let e = sampler.sample(&mut rng, 2);
+            let mut unary = 0;
+            e.visit_ops(&mut |name| {
+                if UnaryOp::ALL.iter().any(|u| u.name() == name) {
+                    unary += 1;
+                }
+            });
+            assert!(unary <= cfg.max_unary_ops, "{e}");
+        }
+    }
+
+    #[test]
+    fn invalid_weights_are_rejected() {
+        let mut cfg = SymbolicConfig::default();
+        cfg.operators.add = 0.0;
+        cfg.operators.sub = 0.0;
+        cfg.operators.mul = 0.0;
+        let err = TreeSampler::new(&cfg).err().unwrap().to_string();
+        assert!(err.contains("binary"), "{err}");
+    }
+}
