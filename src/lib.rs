@@ -6,3 +6,10 @@ pub mod rng;
 pub mod symbolic;
 
 pub use error::{Error, Result};
+pub mod checks;
+pub mod generate;
+pub mod inspect;
+pub mod ode;
+pub mod plot;
+pub mod preset;
+pub mod store;

@@ -1,7 +1,8 @@
 //! ARMA(p, q) driven by N(0,1) noise. The AR polynomial is built from sampled roots inside
 //! the unit circle, so every draw is stationary by construction.
 
-use super::{check_range, Excitation};
+use super::Excitation;
+use crate::checks::check_range;
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use rand::Rng;
@@ -176,10 +177,6 @@ fn poly_mul(a: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 impl Excitation for Arma {
-    fn name(&self) -> &'static str {
-        "arma"
-    }
-
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
         // Bounded redraws; a draw still out of bounds is left for sample validation to reject.
         let mut x = Vec::new();

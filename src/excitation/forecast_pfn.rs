@@ -6,7 +6,8 @@
 //! seasonal structure, at a fraction of the cost and with no wall-clock dependence. Unlike the
 //! reference, the drawn noise is applied, and trends use fractional days at sub-daily rates.
 
-use super::{check_prob, Excitation};
+use super::Excitation;
+use crate::checks::check_prob;
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use rand::Rng;
@@ -200,10 +201,6 @@ fn transition_weights(len: usize) -> Vec<f64> {
 }
 
 impl Excitation for ForecastPfn {
-    fn name(&self) -> &'static str {
-        "forecast_pfn"
-    }
-
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
         let first = self.one_series(rng, len);
         if !rng.random_bool(self.cfg.transition_prob) {

@@ -2,7 +2,8 @@
 //! sine, cosine, AM or sawtooth "choice" modes), with optional localised envelopes and trends,
 //! wavelet-like bursts, noise proportional to the signal's RMS, and an RMS cap.
 
-use super::{check_prob, check_range, Excitation};
+use super::Excitation;
+use crate::checks::{check_prob, check_range};
 use crate::error::Result;
 use crate::rng::SampleRng;
 use rand::Rng;
@@ -184,10 +185,6 @@ impl Imf {
 }
 
 impl Excitation for Imf {
-    fn name(&self) -> &'static str {
-        "imf"
-    }
-
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
         let t: Vec<f64> = (0..len)
             .map(|i| i as f64 / (len.max(2) - 1) as f64)

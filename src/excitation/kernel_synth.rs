@@ -5,7 +5,8 @@
 //! draw the GP on at most `max_gp_points` grid points and interpolate linearly, which keeps
 //! the cost flat in L; below that size the draw is exact.
 
-use super::{check_range, Excitation};
+use super::Excitation;
+use crate::checks::check_range;
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use rand::Rng;
@@ -157,10 +158,6 @@ fn cholesky(mut a: Vec<f64>, n: usize) -> Vec<f64> {
 }
 
 impl Excitation for KernelSynth {
-    fn name(&self) -> &'static str {
-        "kernel_synth"
-    }
-
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
         let n_kernels = rng.random_range(1..=self.cfg.max_kernels);
         let mut kernels = vec![(self.random_kernel(rng, len), true)];

@@ -2,7 +2,8 @@
 //! normalised; component j fills a contiguous block of the series whose length is its
 //! multinomial share, as in the reference.
 
-use super::{check_prob, check_range, Excitation};
+use super::Excitation;
+use crate::checks::{check_prob, check_range};
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use rand::Rng;
@@ -89,10 +90,6 @@ fn multinomial(rng: &mut SampleRng, n: usize, p: &[f64]) -> Vec<usize> {
 }
 
 impl Excitation for Mixture {
-    fn name(&self) -> &'static str {
-        "mixture"
-    }
-
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
         let weights = self.weights(rng);
         let counts = multinomial(rng, len, &weights);

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 /// One way of drawing a single input channel of a given length.
 pub trait Excitation: Send + Sync {
-    fn name(&self) -> &'static str;
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64>;
 }
 
@@ -75,9 +74,13 @@ impl ExcitationConfig {
     }
 }
 
+/// Method names in the order of their codes (stored per input row as `input_method`).
+pub const METHOD_NAMES: [&str; 5] = ["mixture", "arma", "forecast_pfn", "kernel_synth", "imf"];
+
 /// Draws channels with a method chosen per channel.
 pub struct ExcitationSampler {
-    methods: Vec<Box<dyn Excitation>>,
+    /// (code, method) for every method with positive weight.
+    methods: Vec<(u8, Box<dyn Excitation>)>,
     choose: WeightedIndex<f64>,
 }
 
@@ -98,34 +101,21 @@ impl ExcitationSampler {
             ),
             (w.imf, Box::new(Imf::new(cfg.imf.clone()))),
         ];
-        let (weights, methods): (Vec<f64>, Vec<_>) =
-            all.into_iter().filter(|(w, _)| *w > 0.0).unzip();
+        let (weights, methods): (Vec<f64>, Vec<_>) = all
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (w, _))| *w > 0.0)
+            .map(|(code, (w, m))| (w, (code as u8, m)))
+            .unzip();
         let choose = WeightedIndex::new(weights).map_err(|e| Error::Config(e.to_string()))?;
         Ok(ExcitationSampler { methods, choose })
     }
 
-    /// One channel and the name of the method that drew it.
-    pub fn sample_channel(&self, rng: &mut SampleRng, len: usize) -> (Vec<f64>, &'static str) {
-        let method = &self.methods[self.choose.sample(rng)];
-        (method.sample(rng, len), method.name())
+    /// One channel and the code of the method that drew it (an index into [`METHOD_NAMES`]).
+    pub fn sample_channel(&self, rng: &mut SampleRng, len: usize) -> (Vec<f64>, u8) {
+        let (code, method) = &self.methods[self.choose.sample(rng)];
+        (method.sample(rng, len), *code)
     }
-}
-
-/// Checks `lo <= hi` (and optional lower bound) for a named range, for preset validation.
-pub(crate) fn check_range(name: &str, lo: f64, hi: f64, min: f64) -> Result<()> {
-    if !lo.is_finite() || !hi.is_finite() || lo > hi || lo < min {
-        return Err(Error::Config(format!(
-            "{name}: impossible range [{lo}, {hi}] (need {min} <= low <= high)"
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_prob(name: &str, p: f64) -> Result<()> {
-    if !(0.0..=1.0).contains(&p) {
-        return Err(Error::Config(format!("{name} = {p} must lie in [0, 1]")));
-    }
-    Ok(())
 }
 
 /// Mean and population standard deviation.

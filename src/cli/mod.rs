@@ -1,0 +1,39 @@
+//! Subcommands. Each module turns parsed arguments into a library call and prints the result.
+
+mod generate;
+mod inspect;
+mod plot;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use s2kit::Result;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "s2kit",
+    version,
+    about = "Synthetic series-symbol corpora for time-series foundation models",
+    long_about = "Generate series-symbol corpora (inputs x, symbolic expressions f, outputs y = f(x), and \
+ODE-driven series) into HDF5 shards, inspect and plot them."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Generate(generate::GenerateArgs),
+    Merge(generate::MergeArgs),
+    Inspect(inspect::InspectArgs),
+    Plot(plot::PlotArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Merge(a) => generate::merge(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Plot(a) => plot::run(a),
+    }
+}

@@ -1,0 +1,10 @@
+//! Sample generation: one sample from (seed, id), validation and retry, and the parallel
+//! driver that streams samples into shards.
+
+mod driver;
+mod sample;
+mod validate;
+
+pub use driver::{generate_corpus, GenerateRequest, GenerateSummary, Progress};
+pub use sample::{Generator, Outcome, Sample, SampleKind, NOT_ODE};
+pub use validate::{check_series, Rejection};

@@ -1,0 +1,190 @@
+//! Classic dynamical systems with randomised parameters and initial states. Each right-hand
+//! side is an expression tree, so the stored symbol is exactly the system that was integrated.
+//! Parameters are rounded to three significant digits so the symbols stay readable.
+
+use super::OdeProblem;
+use crate::rng::SampleRng;
+use crate::symbolic::{Expr, UnaryOp};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The catalogue, in the order of their `ode_system` codes (1-based; 0 is a random system).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    DampedOscillator,
+    VanDerPol,
+    LotkaVolterra,
+    Lorenz,
+    Duffing,
+    Sir,
+}
+
+impl System {
+    pub const ALL: [System; 6] = [
+        System::DampedOscillator,
+        System::VanDerPol,
+        System::LotkaVolterra,
+        System::Lorenz,
+        System::Duffing,
+        System::Sir,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            System::DampedOscillator => "damped_oscillator",
+            System::VanDerPol => "van_der_pol",
+            System::LotkaVolterra => "lotka_volterra",
+            System::Lorenz => "lorenz",
+            System::Duffing => "duffing",
+            System::Sir => "sir",
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        System::ALL.iter().position(|s| *s == self).unwrap() as u8 + 1
+    }
+}
+
+/// A uniform draw rounded to 3 significant digits through its decimal text, so that the value
+/// printed in the symbol parses back to exactly the value used.
+fn param(rng: &mut SampleRng, lo: f64, hi: f64) -> f64 {
+    let v: f64 = rng.random_range(lo..hi);
+    format!("{v:.2e}").parse().expect("formatted float parses")
+}
+
+fn c(v: f64) -> Expr {
+    Expr::constant(v)
+}
+
+fn y(j: usize) -> Expr {
+    Expr::state(j)
+}
+
+/// The problem for one draw of `system`. Systems that take a forcing read it as `x0`.
+pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
+    match system {
+        System::DampedOscillator => {
+            // y0'' + 2ζω y0' + ω² y0 = A·x0(t)
+            let omega = param(rng, 0.5, 3.0);
+            let zeta = param(rng, 0.01, 0.5);
+            let amp = param(rng, 0.2, 2.0);
+            let two_zeta_omega: f64 = format!("{:.2e}", 2.0 * zeta * omega).parse().unwrap();
+            let omega_sq: f64 = format!("{:.2e}", omega * omega).parse().unwrap();
+            OdeProblem {
+                rhs: vec![
+                    y(1),
+                    Expr::add(
+                        Expr::sub(
+                            Expr::mul(c(-two_zeta_omega), y(1)),
+                            Expr::mul(c(omega_sq), y(0)),
+                        ),
+                        Expr::mul(c(amp), Expr::input(0)),
+                    ),
+                ],
+                y0: vec![param(rng, -1.0, 1.0), param(rng, -1.0, 1.0)],
+                n_inputs: 1,
+                t_end: param(rng, 10.0, 40.0),
+            }
+        }
+        System::VanDerPol => {
+            let mu = param(rng, 0.1, 4.0);
+            OdeProblem {
+                rhs: vec![
+                    y(1),
+                    Expr::sub(
+                        Expr::mul(
+                            Expr::mul(c(mu), Expr::sub(c(1.0), Expr::unary(UnaryOp::Pow2, y(0)))),
+                            y(1),
+                        ),
+                        y(0),
+                    ),
+                ],
+                y0: vec![param(rng, -2.0, 2.0), param(rng, -2.0, 2.0)],
+                n_inputs: 0,
+                t_end: param(rng, 20.0, 60.0),
+            }
+        }
+        System::LotkaVolterra => {
+            let (alpha, beta) = (param(rng, 0.5, 1.5), param(rng, 0.5, 1.5));
+            let (delta, gamma) = (param(rng, 0.5, 1.5), param(rng, 0.5, 1.5));
+            OdeProblem {
+                rhs: vec![
+                    Expr::sub(
+                        Expr::mul(c(alpha), y(0)),
+                        Expr::mul(Expr::mul(c(beta), y(0)), y(1)),
+                    ),
+                    Expr::sub(
+                        Expr::mul(Expr::mul(c(delta), y(0)), y(1)),
+                        Expr::mul(c(gamma), y(1)),
+                    ),
+                ],
+                y0: vec![param(rng, 0.5, 2.0), param(rng, 0.5, 2.0)],
+                n_inputs: 0,
+                t_end: param(rng, 10.0, 40.0),
+            }
+        }
+        System::Lorenz => {
+            let sigma = param(rng, 8.0, 12.0);
+            let rho = param(rng, 20.0, 35.0);
+            let beta = param(rng, 2.0, 3.0);
+            OdeProblem {
+                rhs: vec![
+                    Expr::mul(c(sigma), Expr::sub(y(1), y(0))),
+                    Expr::sub(Expr::mul(y(0), Expr::sub(c(rho), y(2))), y(1)),
+                    Expr::sub(Expr::mul(y(0), y(1)), Expr::mul(c(beta), y(2))),
+                ],
+                y0: vec![
+                    param(rng, -10.0, 10.0),
+                    param(rng, -10.0, 10.0),
+                    param(rng, 5.0, 30.0),
+                ],
+                n_inputs: 0,
+                t_end: param(rng, 5.0, 20.0),
+            }
+        }
+        System::Duffing => {
+            // y0'' + δ y0' + α y0 + β y0³ = γ cos(ω t)
+            let delta = param(rng, 0.1, 0.4);
+            let alpha = param(rng, -1.0, 1.0);
+            let beta = param(rng, 0.5, 1.5);
+            let gamma = param(rng, 0.2, 0.6);
+            let omega = param(rng, 0.8, 1.4);
+            OdeProblem {
+                rhs: vec![
+                    y(1),
+                    Expr::add(
+                        Expr::sub(
+                            Expr::sub(Expr::mul(c(-delta), y(1)), Expr::mul(c(alpha), y(0))),
+                            Expr::mul(c(beta), Expr::unary(UnaryOp::Pow3, y(0))),
+                        ),
+                        Expr::mul(
+                            c(gamma),
+                            Expr::unary(UnaryOp::Cos, Expr::mul(c(omega), Expr::time())),
+                        ),
+                    ),
+                ],
+                y0: vec![param(rng, -1.0, 1.0), param(rng, -1.0, 1.0)],
+                n_inputs: 0,
+                t_end: param(rng, 30.0, 100.0),
+            }
+        }
+        System::Sir => {
+            // Population fractions; S + I + R = 1 is conserved.
+            let beta = param(rng, 0.2, 1.0);
+            let gamma = param(rng, 0.05, 0.3);
+            let infected = param(rng, 0.001, 0.05);
+            let infection = Expr::mul(Expr::mul(c(beta), y(0)), y(1));
+            OdeProblem {
+                rhs: vec![
+                    Expr::mul(c(-1.0), infection.clone()),
+                    Expr::sub(infection, Expr::mul(c(gamma), y(1))),
+                    Expr::mul(c(gamma), y(1)),
+                ],
+                y0: vec![1.0 - infected, infected, 0.0],
+                n_inputs: 0,
+                t_end: param(rng, 50.0, 200.0),
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Generator presets: the TOML files under `generators/`. Every key has the reference's
+//! default, unknown keys are errors, and `validate` rejects impossible values by name.
+
+use crate::checks::check_range;
+use crate::error::{Error, Result};
+use crate::excitation::ExcitationConfig;
+use crate::ode::OdeConfig;
+use crate::symbolic::SymbolicConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Input and output channel counts, each drawn uniformly from its inclusive range.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DimsConfig {
+    pub inputs: [usize; 2],
+    pub outputs: [usize; 2],
+}
+
+impl Default for DimsConfig {
+    fn default() -> Self {
+        DimsConfig {
+            inputs: [1, 1],
+            outputs: [1, 1],
+        }
+    }
+}
+
+/// Relative frequency of explicit `y = f(x)` samples and ODE samples.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindWeights {
+    pub explicit: f64,
+    pub ode: f64,
+}
+
+impl Default for KindWeights {
+    fn default() -> Self {
+        KindWeights {
+            explicit: 1.0,
+            ode: 0.0,
+        }
+    }
+}
+
+/// When a candidate sample is rejected, and how hard to try before giving up on a sample.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Outputs with any |y| above this are rejected.
+    pub max_abs: f64,
+    /// Outputs with std(y) <= min_rel_std · max(1, mean|y|) count as constant.
+    pub min_rel_std: f64,
+    /// Candidate evaluations (input draws and tree draws) allowed per sample.
+    pub max_attempts: u32,
+    /// New trees tried on one input draw before the inputs are redrawn.
+    pub tree_attempts: u32,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            max_abs: 1000.0,
+            min_rel_std: 1e-4,
+            max_attempts: 64,
+            tree_attempts: 8,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Series length L.
+    pub length: usize,
+    pub dims: DimsConfig,
+    pub kinds: KindWeights,
+    /// Inputs are z-scored per channel, then multiplied by one scale ~ U(input_scale).
+    pub input_scale: [f64; 2],
+    pub excitation: ExcitationConfig,
+    pub symbolic: SymbolicConfig,
+    pub ode: OdeConfig,
+    pub validation: ValidationConfig,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            length: 256,
+            dims: DimsConfig::default(),
+            kinds: KindWeights::default(),
+            input_scale: [0.0, 16.0],
+            excitation: ExcitationConfig::default(),
+            symbolic: SymbolicConfig::default(),
+            ode: OdeConfig::default(),
+            validation: ValidationConfig::default(),
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// Parses and validates a preset file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: GeneratorConfig = toml::from_str(&text).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        cfg.validate().map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.length < 2 {
+            return Err(Error::Config(format!(
+                "length = {} but must be >= 2",
+                self.length
+            )));
+        }
+        let d = &self.dims;
+        check_range("dims.inputs", d.inputs[0] as f64, d.inputs[1] as f64, 1.0)?;
+        check_range(
+            "dims.outputs",
+            d.outputs[0] as f64,
+            d.outputs[1] as f64,
+            1.0,
+        )?;
+        if d.inputs[1] > 6 {
+            // Symbols name inputs x0..x5, as in the reference.
+            return Err(Error::Config(
+                "dims.inputs: at most 6 inputs are supported".into(),
+            ));
+        }
+        let k = &self.kinds;
+        if !(k.explicit >= 0.0 && k.ode >= 0.0 && k.explicit + k.ode > 0.0) {
+            return Err(Error::Config(
+                "kinds: weights must be >= 0 with a positive sum".into(),
+            ));
+        }
+        check_range("input_scale", self.input_scale[0], self.input_scale[1], 0.0)?;
+        let v = &self.validation;
+        if !(v.max_abs > 0.0)
+            || !(v.min_rel_std >= 0.0)
+            || v.max_attempts == 0
+            || v.tree_attempts == 0
+        {
+            return Err(Error::Config(
+                "validation: max_abs > 0, min_rel_std >= 0, max_attempts >= 1 and tree_attempts >= 1 are required".into(),
+            ));
+        }
+        self.excitation.validate()?;
+        self.symbolic.validate()?;
+        self.ode.validate()
+    }
+
+    pub fn ode_prob(&self) -> f64 {
+        self.kinds.ode / (self.kinds.explicit + self.kinds.ode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GeneratorConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).unwrap();
+        GeneratorConfig::from_file(&path)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), GeneratorConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("[excitation.arma]\npmax = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pmax"), "{err}");
+    }
+
+    #[test]
+    fn ill_typed_keys_are_named() {
+        let err = parse("length = \"long\"\n").unwrap_err().to_string();
+        assert!(err.contains("length"), "{err}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        for (text, key) in [
+            ("length = 0", "length"),
+            ("[excitation.mixture]\nk_max = 0", "k_max"),
+            ("[dims]\ninputs = [3, 2]", "dims.inputs"),
+            ("[dims]\ninputs = [1, 9]", "dims.inputs"),
+            ("[kinds]\nexplicit = 0.0\node = 0.0", "kinds"),
+            ("[symbolic.operators]\nadd = -1.0", "symbolic.operators"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+}
