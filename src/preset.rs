@@ -51,6 +51,8 @@ pub struct ValidationConfig {
     pub max_abs: f64,
     /// Outputs with std(y) <= min_rel_std · max(1, mean|y|) count as constant.
     pub min_rel_std: f64,
+    /// Largest accepted relative sensitivity of an explicit output to its inputs.
+    pub max_condition: f64,
     /// Candidate evaluations (input draws and tree draws) allowed per sample.
     pub max_attempts: u32,
     /// New trees tried on one input draw before the inputs are redrawn.
@@ -62,6 +64,7 @@ impl Default for ValidationConfig {
         ValidationConfig {
             max_abs: 1000.0,
             min_rel_std: 1e-4,
+            max_condition: 1e3,
             max_attempts: 64,
             tree_attempts: 8,
         }
@@ -142,8 +145,11 @@ impl GeneratorConfig {
         }
         check_range("input_scale", self.input_scale[0], self.input_scale[1], 0.0)?;
         let v = &self.validation;
-        if !(v.max_abs > 0.0)
-            || !(v.min_rel_std >= 0.0)
+        // Written so that NaN fails too.
+        if v.max_abs.is_nan()
+            || v.max_abs <= 0.0
+            || v.min_rel_std.is_nan()
+            || v.min_rel_std < 0.0
             || v.max_attempts == 0
             || v.tree_attempts == 0
         {

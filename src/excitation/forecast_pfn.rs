@@ -3,8 +3,9 @@
 //!
 //! Calendar features (minute, hour, weekday, day of month, month) come from a simple
 //! arithmetic calendar (365.25-day years, 12 equal months) instead of pandas dates: the same
-//! seasonal structure, at a fraction of the cost and with no wall-clock dependence. Unlike the
-//! reference, the drawn noise is applied, and trends use fractional days at sub-daily rates.
+//! seasonal structure, at a fraction of the cost and with no wall-clock dependence. Each
+//! Fourier series is evaluated once per distinct calendar value, not once per point. Unlike
+//! the reference, the drawn noise is applied.
 
 use super::Excitation;
 use crate::checks::check_prob;
@@ -42,7 +43,7 @@ impl ForecastPfnConfig {
             "excitation.forecast_pfn.transition_prob",
             self.transition_prob,
         )?;
-        if !(self.max_start_day >= 0.0) {
+        if self.max_start_day.is_nan() || self.max_start_day < 0.0 {
             return Err(Error::Config(
                 "excitation.forecast_pfn.max_start_day must be >= 0".into(),
             ));
@@ -60,6 +61,9 @@ const DAYS_PER_MONTH: f64 = DAYS_PER_YEAR / 12.0;
 pub struct ForecastPfn {
     cfg: ForecastPfnConfig,
 }
+
+/// (amplitude, harmonics, period, calendar feature of a day number) of one seasonal factor.
+type SeasonalComponent = (f64, usize, f64, fn(f64) -> f64);
 
 /// Seasonal amplitudes per component; zero switches a component off.
 #[derive(Default)]
@@ -95,18 +99,21 @@ impl ForecastPfn {
         // bases that sub-daily rates draw; a growth rate in log space has the same scale.
         let growth_rate = normal(rng, 0.0, 0.001 / step);
         let linear_offset = normal(rng, -0.1, 0.5);
-        let exp_offset = normal(rng, -0.1, 0.5 / step);
+        // Offsets are fractions of the series span. The reference widens the exponential one
+        // to N(-0.1, 0.5/step), hundreds of spans at sub-daily rates, which overflows exp.
+        let exp_offset = normal(rng, -0.1, 0.5);
         let weibull_k = rng.random_range(1.0..5.0);
         let noise_scale = noise_scale(rng);
         let start = rng.random_range(0.0..=self.cfg.max_start_day);
 
         let days: Vec<f64> = (0..len).map(|i| start + i as f64 * step).collect();
-        let elapsed: Vec<f64> = days.iter().map(|d| d - start).collect();
+        // As in the reference, trends advance in whole days.
+        let elapsed: Vec<f64> = days.iter().map(|d| d.floor() - start.floor()).collect();
         let span = *elapsed.last().unwrap_or(&0.0);
 
         // Each seasonal factor is 1 + amplitude · (normalised Fourier series of a calendar
         // feature); the components multiply.
-        let mut components: Vec<(f64, usize, f64, fn(f64) -> f64)> = Vec::new();
+        let mut components: Vec<SeasonalComponent> = Vec::new();
         if s.minute > 0.0 {
             components.push((s.minute, 10, 60.0, |d| {
                 ((d * 1440.0).floor()).rem_euclid(60.0)
@@ -131,14 +138,20 @@ impl ForecastPfn {
         let mut seasonal = vec![1.0; len];
         for (amplitude, harmonics, period, feature) in components {
             let (sin_c, cos_c) = fourier_coefficients(rng, harmonics);
+            // Calendar features are small integers (< 61): tabulate the wave lazily.
+            let mut table = [f64::NAN; 64];
             for (v, d) in seasonal.iter_mut().zip(&days) {
                 let f = feature(*d);
-                let mut wave = 0.0;
-                for h in 0..harmonics {
-                    let arg = 2.0 * PI * (h + 1) as f64 * f / period;
-                    wave += sin_c[h] * arg.sin() + cos_c[h] * arg.cos();
+                let slot = &mut table[f as usize];
+                if slot.is_nan() {
+                    *slot = (0..harmonics)
+                        .map(|h| {
+                            let arg = 2.0 * PI * (h + 1) as f64 * f / period;
+                            sin_c[h] * arg.sin() + cos_c[h] * arg.cos()
+                        })
+                        .sum();
                 }
-                *v *= 1.0 + amplitude * wave;
+                *v *= 1.0 + amplitude * *slot;
             }
         }
 
@@ -245,7 +258,7 @@ mod tests {
     fn series_are_finite_and_vary() {
         let f = ForecastPfn::new(ForecastPfnConfig::default());
         let mut rng = sample_rng(16, 0);
-        for _ in 0..200 {
+        for _ in 0..3000 {
             let x = f.sample(&mut rng, 256);
             assert!(x.iter().all(|v| v.is_finite()));
             assert!(crate::excitation::mean_std(&x).1 > 0.0);

@@ -7,4 +7,4 @@ mod validate;
 
 pub use driver::{generate_corpus, GenerateRequest, GenerateSummary, Progress};
 pub use sample::{Generator, Outcome, Sample, SampleKind, NOT_ODE};
-pub use validate::{check_series, Rejection};
+pub use validate::{check_conditioning, check_series, Rejection, PERTURBATION};

@@ -1,6 +1,6 @@
 //! One sample: sample `id` of `seed` is a pure function of (seed, id, config).
 
-use super::validate::{check_series, z_score};
+use super::validate::{check_conditioning, check_series, z_score, PERTURBATION};
 use crate::error::Result;
 use crate::excitation::ExcitationSampler;
 use crate::ode::OdeSampler;
@@ -59,6 +59,8 @@ pub struct Generator {
 /// evaluation, so stored inputs reproduce stored outputs exactly.
 struct Inputs {
     values: Vec<Vec<f64>>,
+    /// The same values scaled by 1 + PERTURBATION, for the conditioning check.
+    perturbed: Vec<Vec<f64>>,
     methods: Vec<u8>,
 }
 
@@ -97,7 +99,15 @@ impl Generator {
             values.push(x);
             methods.push(method);
         }
-        Some(Inputs { values, methods })
+        let perturbed = values
+            .iter()
+            .map(|x| x.iter().map(|v| v * (1.0 + PERTURBATION)).collect())
+            .collect();
+        Some(Inputs {
+            values,
+            perturbed,
+            methods,
+        })
     }
 
     fn explicit_sample(&self, rng: &mut SampleRng, id: u64) -> Outcome {
@@ -120,7 +130,11 @@ impl Generator {
                 for _ in 0..v.tree_attempts {
                     let tree = self.trees.sample(rng, n_in);
                     let y = eval_series(&tree, &inputs.values, self.cfg.length);
-                    if check_series(&y, v).is_ok() {
+                    let accepted = check_series(&y, v).is_ok() && {
+                        let y_perturbed = eval_series(&tree, &inputs.perturbed, self.cfg.length);
+                        check_conditioning(&y, &y_perturbed, v.max_condition).is_ok()
+                    };
+                    if accepted {
                         found = Some((tree, y));
                         break;
                     }

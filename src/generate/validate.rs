@@ -9,6 +9,33 @@ pub enum Rejection {
     NonFinite,
     OutOfBounds,
     NearConstant,
+    /// The output changes far more than its inputs under a tiny perturbation (e.g.
+    /// cos(exp(8·x)) with exp(...) ~ 1e20): its values then depend on the last bits of the
+    /// maths library, and the symbol no longer describes the series.
+    IllConditioned,
+}
+
+/// Relative perturbation applied to every input to probe conditioning.
+pub const PERTURBATION: f64 = 1e-7;
+
+/// Compares outputs `y` and `y_perturbed` (inputs scaled by 1 + PERTURBATION): the relative
+/// change, measured against max(|y|, std(y)), may be at most `max_condition` × PERTURBATION.
+pub fn check_conditioning(
+    y: &[f64],
+    y_perturbed: &[f64],
+    max_condition: f64,
+) -> Result<(), Rejection> {
+    let (_, sd) = mean_std(y);
+    let limit = max_condition * PERTURBATION;
+    let stable = y.iter().zip(y_perturbed).all(|(a, b)| {
+        let scale = a.abs().max(sd);
+        (a - b).abs() <= limit * scale
+    });
+    if stable {
+        Ok(())
+    } else {
+        Err(Rejection::IllConditioned)
+    }
 }
 
 pub fn check_series(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> {
@@ -33,7 +60,7 @@ pub fn z_score(x: &mut [f64]) -> Option<()> {
         return None;
     }
     let (mean, sd) = mean_std(x);
-    if !(sd > 1e-12 * mean.abs().max(1.0)) {
+    if sd.is_nan() || sd <= 1e-12 * mean.abs().max(1.0) {
         return None;
     }
     x.iter_mut().for_each(|v| *v = (*v - mean) / sd);
@@ -65,6 +92,18 @@ mod tests {
             Err(Rejection::NearConstant)
         );
         assert_eq!(check_series(&[1.0, 2.0, 3.0], &cfg), Ok(()));
+    }
+
+    #[test]
+    fn conditioning_rejects_amplified_perturbations() {
+        let y = [1.0, 2.0, 3.0];
+        let mild: Vec<f64> = y.iter().map(|v| v * (1.0 + 10.0 * PERTURBATION)).collect();
+        assert_eq!(check_conditioning(&y, &mild, 1e3), Ok(()));
+        let wild: Vec<f64> = y.iter().map(|v| v * (1.0 + 1e4 * PERTURBATION)).collect();
+        assert_eq!(
+            check_conditioning(&y, &wild, 1e3),
+            Err(Rejection::IllConditioned)
+        );
     }
 
     #[test]

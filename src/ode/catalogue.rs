@@ -74,12 +74,12 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             OdeProblem {
                 rhs: vec![
                     y(1),
-                    Expr::add(
-                        Expr::sub(
-                            Expr::mul(c(-two_zeta_omega), y(1)),
-                            Expr::mul(c(omega_sq), y(0)),
+                    Expr::plus(
+                        Expr::minus(
+                            Expr::times(c(-two_zeta_omega), y(1)),
+                            Expr::times(c(omega_sq), y(0)),
                         ),
-                        Expr::mul(c(amp), Expr::input(0)),
+                        Expr::times(c(amp), Expr::input(0)),
                     ),
                 ],
                 y0: vec![param(rng, -1.0, 1.0), param(rng, -1.0, 1.0)],
@@ -92,9 +92,12 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             OdeProblem {
                 rhs: vec![
                     y(1),
-                    Expr::sub(
-                        Expr::mul(
-                            Expr::mul(c(mu), Expr::sub(c(1.0), Expr::unary(UnaryOp::Pow2, y(0)))),
+                    Expr::minus(
+                        Expr::times(
+                            Expr::times(
+                                c(mu),
+                                Expr::minus(c(1.0), Expr::unary(UnaryOp::Pow2, y(0))),
+                            ),
                             y(1),
                         ),
                         y(0),
@@ -110,13 +113,13 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             let (delta, gamma) = (param(rng, 0.5, 1.5), param(rng, 0.5, 1.5));
             OdeProblem {
                 rhs: vec![
-                    Expr::sub(
-                        Expr::mul(c(alpha), y(0)),
-                        Expr::mul(Expr::mul(c(beta), y(0)), y(1)),
+                    Expr::minus(
+                        Expr::times(c(alpha), y(0)),
+                        Expr::times(Expr::times(c(beta), y(0)), y(1)),
                     ),
-                    Expr::sub(
-                        Expr::mul(Expr::mul(c(delta), y(0)), y(1)),
-                        Expr::mul(c(gamma), y(1)),
+                    Expr::minus(
+                        Expr::times(Expr::times(c(delta), y(0)), y(1)),
+                        Expr::times(c(gamma), y(1)),
                     ),
                 ],
                 y0: vec![param(rng, 0.5, 2.0), param(rng, 0.5, 2.0)],
@@ -130,9 +133,9 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             let beta = param(rng, 2.0, 3.0);
             OdeProblem {
                 rhs: vec![
-                    Expr::mul(c(sigma), Expr::sub(y(1), y(0))),
-                    Expr::sub(Expr::mul(y(0), Expr::sub(c(rho), y(2))), y(1)),
-                    Expr::sub(Expr::mul(y(0), y(1)), Expr::mul(c(beta), y(2))),
+                    Expr::times(c(sigma), Expr::minus(y(1), y(0))),
+                    Expr::minus(Expr::times(y(0), Expr::minus(c(rho), y(2))), y(1)),
+                    Expr::minus(Expr::times(y(0), y(1)), Expr::times(c(beta), y(2))),
                 ],
                 y0: vec![
                     param(rng, -10.0, 10.0),
@@ -153,14 +156,14 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             OdeProblem {
                 rhs: vec![
                     y(1),
-                    Expr::add(
-                        Expr::sub(
-                            Expr::sub(Expr::mul(c(-delta), y(1)), Expr::mul(c(alpha), y(0))),
-                            Expr::mul(c(beta), Expr::unary(UnaryOp::Pow3, y(0))),
+                    Expr::plus(
+                        Expr::minus(
+                            Expr::minus(Expr::times(c(-delta), y(1)), Expr::times(c(alpha), y(0))),
+                            Expr::times(c(beta), Expr::unary(UnaryOp::Pow3, y(0))),
                         ),
-                        Expr::mul(
+                        Expr::times(
                             c(gamma),
-                            Expr::unary(UnaryOp::Cos, Expr::mul(c(omega), Expr::time())),
+                            Expr::unary(UnaryOp::Cos, Expr::times(c(omega), Expr::time())),
                         ),
                     ),
                 ],
@@ -174,12 +177,12 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             let beta = param(rng, 0.2, 1.0);
             let gamma = param(rng, 0.05, 0.3);
             let infected = param(rng, 0.001, 0.05);
-            let infection = Expr::mul(Expr::mul(c(beta), y(0)), y(1));
+            let infection = Expr::times(Expr::times(c(beta), y(0)), y(1));
             OdeProblem {
                 rhs: vec![
-                    Expr::mul(c(-1.0), infection.clone()),
-                    Expr::sub(infection, Expr::mul(c(gamma), y(1))),
-                    Expr::mul(c(gamma), y(1)),
+                    Expr::times(c(-1.0), infection.clone()),
+                    Expr::minus(infection, Expr::times(c(gamma), y(1))),
+                    Expr::times(c(gamma), y(1)),
                 ],
                 y0: vec![1.0 - infected, infected, 0.0],
                 n_inputs: 0,

@@ -234,8 +234,8 @@ mod tests {
         let mut rng = sample_rng(22, 0);
         let p = catalogue::build(System::Sir, &mut rng);
         let sol = p.solve(&[], 256, Tolerance::default()).unwrap();
-        for k in 0..256 {
-            let total = sol[0][k] + sol[1][k] + sol[2][k];
+        for ((s, i), r) in sol[0].iter().zip(&sol[1]).zip(&sol[2]) {
+            let total = s + i + r;
             assert!((total - 1.0).abs() < 1e-6, "{total}");
         }
     }

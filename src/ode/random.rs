@@ -72,7 +72,7 @@ pub fn build(cfg: &RandomRhsConfig, trees: &TreeSampler, rng: &mut SampleRng) ->
         .map(|j| {
             let f = trees.sample_over(rng, &vars);
             let damping = rounded(rng, cfg.damping);
-            Expr::sub(f, Expr::mul(Expr::constant(damping), Expr::state(j)))
+            Expr::minus(f, Expr::times(Expr::constant(damping), Expr::state(j)))
         })
         .collect();
     OdeProblem {

@@ -87,10 +87,13 @@ const B4: [f64; 7] = [
     1.0 / 40.0,
 ];
 
+/// `rhs(interval, t, y, dy)` writes dy/dt into `dy`.
+pub type RightHandSide<'a> = dyn FnMut(usize, f64, &[f64], &mut [f64]) + 'a;
+
 /// Integrates `dy/dt = rhs(interval, t, y)` from `y0` at `grid[0]` and returns the states at
 /// every grid point as `[state][k]`. `interval` is the index k with t in [grid[k], grid[k+1]].
 pub fn solve_on_grid(
-    rhs: &mut dyn FnMut(usize, f64, &[f64], &mut [f64]),
+    rhs: &mut RightHandSide,
     y0: &[f64],
     grid: &[f64],
     tol: Tolerance,

@@ -276,7 +276,10 @@ pub fn read_shard(path: &Path) -> Result<ShardData> {
     };
     let n = data.sample_id.len();
     let bad = |what: &str| Err(Error::corpus(path, format!("inconsistent shard: {what}")));
-    if length == 0 || data.inputs.len() % length != 0 || data.outputs.len() % length != 0 {
+    if length == 0
+        || !data.inputs.len().is_multiple_of(length)
+        || !data.outputs.len().is_multiple_of(length)
+    {
         return bad("series data is not a whole number of rows");
     }
     if data.input_offsets.len() != n + 1 || data.output_offsets.len() != n + 1 {

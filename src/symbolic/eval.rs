@@ -58,7 +58,8 @@ mod tests {
     fn every_operator_matches_scalar_maths() {
         let xs: Vec<f64> = vec![-2.5, -1.0, -0.3, 0.0, 0.7, 1.0, 3.2];
         let inputs = vec![xs.clone()];
-        let expected: [(UnaryOp, fn(f64) -> f64); 11] = [
+        type Scalar = fn(f64) -> f64;
+        let expected: [(UnaryOp, Scalar); 11] = [
             (UnaryOp::Abs, |x| x.abs()),
             (UnaryOp::Inv, |x| 1.0 / x),
             (UnaryOp::Sqrt, |x| x.abs().sqrt()),
@@ -83,7 +84,8 @@ mod tests {
         }
         let ys: Vec<f64> = xs.iter().map(|x| x * 0.5 - 1.0).collect();
         let inputs = vec![xs.clone(), ys.clone()];
-        let binary: [(BinaryOp, fn(f64, f64) -> f64); 4] = [
+        type Pair = fn(f64, f64) -> f64;
+        let binary: [(BinaryOp, Pair); 4] = [
             (BinaryOp::Add, |a, b| a + b),
             (BinaryOp::Sub, |a, b| a - b),
             (BinaryOp::Mul, |a, b| a * b),
@@ -105,8 +107,8 @@ mod tests {
     fn children_are_not_modified_in_place() {
         // The reference computed (log(x0) add x0) wrongly because log overwrote x0.
         let xs = vec![0.5, 2.0, 4.0];
-        let e = Expr::add(Expr::unary(UnaryOp::Log, Expr::input(0)), Expr::input(0));
-        let got = eval_series(&e, &[xs.clone()], 3);
+        let e = Expr::plus(Expr::unary(UnaryOp::Log, Expr::input(0)), Expr::input(0));
+        let got = eval_series(&e, std::slice::from_ref(&xs), 3);
         for (g, x) in got.iter().zip(&xs) {
             assert_eq!(*g, x.ln() + x);
         }
@@ -115,11 +117,11 @@ mod tests {
     #[test]
     fn point_and_series_evaluation_agree() {
         let xs = vec![0.1, 0.2, -0.4];
-        let e = Expr::mul(
+        let e = Expr::times(
             Expr::unary(UnaryOp::Sin, Expr::input(0)),
-            Expr::add(Expr::constant(2.0), Expr::input(0)),
+            Expr::plus(Expr::constant(2.0), Expr::input(0)),
         );
-        let series = eval_series(&e, &[xs.clone()], 3);
+        let series = eval_series(&e, std::slice::from_ref(&xs), 3);
         for (k, x) in xs.iter().enumerate() {
             let env = PointEnv {
                 inputs: &[*x],

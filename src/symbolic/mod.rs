@@ -165,13 +165,13 @@ impl Expr {
     pub fn binary(op: BinaryOp, a: Expr, b: Expr) -> Expr {
         Expr::Binary(op, Box::new(a), Box::new(b))
     }
-    pub fn add(a: Expr, b: Expr) -> Expr {
+    pub fn plus(a: Expr, b: Expr) -> Expr {
         Expr::binary(BinaryOp::Add, a, b)
     }
-    pub fn sub(a: Expr, b: Expr) -> Expr {
+    pub fn minus(a: Expr, b: Expr) -> Expr {
         Expr::binary(BinaryOp::Sub, a, b)
     }
-    pub fn mul(a: Expr, b: Expr) -> Expr {
+    pub fn times(a: Expr, b: Expr) -> Expr {
         Expr::binary(BinaryOp::Mul, a, b)
     }
 

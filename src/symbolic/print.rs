@@ -47,9 +47,9 @@ mod tests {
 
     #[test]
     fn prints_meval_syntax() {
-        let e = Expr::add(
+        let e = Expr::plus(
             Expr::constant(-0.25),
-            Expr::mul(
+            Expr::times(
                 Expr::constant(3.0),
                 Expr::unary(
                     UnaryOp::Sqrt,

@@ -366,9 +366,9 @@ impl TreeSampler {
         let tree = if added {
             tree
         } else {
-            Expr::mul(Expr::constant(self.prefactor(rng)), tree)
+            Expr::times(Expr::constant(self.prefactor(rng)), tree)
         };
-        Expr::add(Expr::constant(self.prefactor(rng)), tree)
+        Expr::plus(Expr::constant(self.prefactor(rng)), tree)
     }
 
     fn prefactors_below(&self, rng: &mut SampleRng, tree: Expr, added: &mut bool) -> Expr {
@@ -381,7 +381,7 @@ impl TreeSampler {
                         child
                     } else {
                         *added = true;
-                        Expr::mul(Expr::constant(self.prefactor(rng)), child)
+                        Expr::times(Expr::constant(self.prefactor(rng)), child)
                     }
                 };
                 let a = scale(*a, rng);
@@ -399,9 +399,9 @@ impl TreeSampler {
                     let scale = self.prefactor(rng);
                     Expr::unary(
                         op,
-                        Expr::add(
+                        Expr::plus(
                             Expr::constant(shift),
-                            Expr::mul(Expr::constant(scale), inner),
+                            Expr::times(Expr::constant(scale), inner),
                         ),
                     )
                 }
@@ -426,9 +426,7 @@ enum SkeletonNode {
 fn skeleton_counts(max_ops: usize) -> Vec<Vec<f64>> {
     let width = 2 * max_ops + 2;
     let mut d = vec![vec![0.0f64; width + 1]; max_ops + 1];
-    for e in 1..=width {
-        d[0][e] = 1.0;
-    }
+    d[0][1..=width].fill(1.0);
     for n in 1..=max_ops {
         for e in 1..width {
             d[n][e] = d[n][e - 1] + d[n - 1][e + 1];

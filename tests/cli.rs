@@ -1,0 +1,220 @@
+//! The `s2kit` binary as a user runs it: bad input gives a one-line error and a non-zero exit,
+//! never a panic; a killed run resumes to the same corpus.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn s2kit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_s2kit"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Asserts a clean failure whose message names `needle`.
+fn fails_with(out: Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "error does not name '{needle}': {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let good = write(d, "good.toml", "length = 32\n");
+    let out = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let run = |cfg: &str, extra: &[&str], dir: &str| {
+        let mut args = vec!["generate", "--config", cfg, "--samples", "4", "--out", dir];
+        args.extend_from_slice(extra);
+        s2kit(&args)
+    };
+    fails_with(
+        run(
+            &write(d, "unknown.toml", "[excitation.arma]\nqmax = 3\n"),
+            &[],
+            &out("a"),
+        ),
+        "qmax",
+    );
+    fails_with(
+        run(
+            &write(d, "typed.toml", "length = \"long\"\n"),
+            &[],
+            &out("b"),
+        ),
+        "length",
+    );
+    fails_with(
+        run(
+            &write(d, "kmax.toml", "[excitation.mixture]\nk_max = 0\n"),
+            &[],
+            &out("c"),
+        ),
+        "k_max",
+    );
+    fails_with(
+        run(&write(d, "len.toml", "length = 0\n"), &[], &out("d")),
+        "length",
+    );
+    fails_with(run(&good, &["--length", "0"], &out("e")), "length");
+    fails_with(
+        run(&good, &["--worker", "3", "--workers", "3"], &out("f")),
+        "--worker 3",
+    );
+    fails_with(run(&out("missing.toml"), &[], &out("g")), "missing.toml");
+
+    // A non-empty --out without --resume.
+    let busy = d.join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    fails_with(run(&good, &[], busy.to_str().unwrap()), "--resume");
+
+    // An unwritable --out: a path below a regular file.
+    let blocker = write(d, "file", "");
+    fails_with(run(&good, &[], &format!("{blocker}/corpus")), "corpus");
+
+    fails_with(s2kit(&["inspect", d.to_str().unwrap()]), "manifest.json");
+}
+
+#[test]
+fn generate_inspect_and_plot_work_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let cfg = write(tmp.path(), "p.toml", "length = 64\n[kinds]\node = 0.5\n");
+    let out = s2kit(&[
+        "generate",
+        "--config",
+        &cfg,
+        "--samples",
+        "40",
+        "--out",
+        corpus.to_str().unwrap(),
+        "--shard-size",
+        "16",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = s2kit(&["inspect", corpus.to_str().unwrap(), "--json", "--verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["ids"], 40);
+    assert_eq!(summary["shards"], 3);
+    let accepted = summary["samples"].as_u64().unwrap();
+    assert_eq!(accepted + summary["failed"].as_u64().unwrap(), 40);
+    assert!(summary["kinds"]["ode"].as_u64().unwrap() > 0);
+
+    let png = tmp.path().join("samples.png");
+    let out = s2kit(&[
+        "plot",
+        corpus.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+        "--count",
+        "4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_uninterrupted_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(
+        tmp.path(),
+        "p.toml",
+        "length = 128\n[dims]\noutputs = [1, 4]\n",
+    );
+    let (full, killed) = (tmp.path().join("full"), tmp.path().join("killed"));
+    let args = |dir: &Path| {
+        vec![
+            "generate".to_string(),
+            "--config".into(),
+            cfg.clone(),
+            "--samples".into(),
+            "6000".into(),
+            "--shard-size".into(),
+            "500".into(),
+            "--threads".into(),
+            "1".into(),
+            "--out".into(),
+            dir.to_str().unwrap().into(),
+        ]
+    };
+    assert!(
+        s2kit(&args(&full).iter().map(String::as_str).collect::<Vec<_>>())
+            .status
+            .success()
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s2kit"))
+        .args(args(&killed))
+        .spawn()
+        .unwrap();
+    // Kill once at least one shard is listed (or the run ended on its own).
+    let manifest = killed.join("manifest.json");
+    for _ in 0..600 {
+        let listed = std::fs::read_to_string(&manifest)
+            .map(|t| t.contains("shard-000000.h5"))
+            .unwrap_or(false);
+        if listed || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mut resume = args(&killed);
+    resume.push("--resume".into());
+    let out = s2kit(&resume.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |d: &Path| {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("manifest.json")).unwrap())
+                .unwrap();
+        m["shards"].clone()
+    };
+    assert_eq!(
+        read(&killed),
+        read(&full),
+        "same shards, counts and checksums"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&killed)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+}

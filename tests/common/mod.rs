@@ -1,0 +1,52 @@
+//! Helpers shared by the integration tests.
+
+use s2kit::generate::{generate_corpus, GenerateRequest, Sample};
+use s2kit::preset::GeneratorConfig;
+use s2kit::store::{Compression, Corpus};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A small, fast configuration that exercises explicit and ODE samples and several dims.
+pub fn small_config() -> GeneratorConfig {
+    let mut cfg = GeneratorConfig {
+        length: 64,
+        ..Default::default()
+    };
+    cfg.dims.inputs = [1, 3];
+    cfg.dims.outputs = [1, 3];
+    cfg.kinds.ode = 0.3;
+    cfg
+}
+
+pub fn request(out: &Path, samples: u64, shard_size: u64, threads: usize) -> GenerateRequest {
+    GenerateRequest {
+        config: small_config(),
+        seed: 11,
+        samples,
+        shard_size,
+        out: out.to_path_buf(),
+        worker: 0,
+        workers: 1,
+        resume: false,
+        compression: Compression::Lzf,
+        threads,
+    }
+}
+
+pub fn generate(req: &GenerateRequest) {
+    generate_corpus(req, &|_| {}).expect("generation succeeds");
+}
+
+/// Every sample of a finished corpus, by id.
+pub fn samples_by_id(dir: &Path) -> BTreeMap<u64, Sample> {
+    let corpus = Corpus::open(dir).expect("corpus opens");
+    let mut out = BTreeMap::new();
+    for i in 0..corpus.manifest.shards.len() {
+        let shard = corpus.read_shard(i).expect("shard reads");
+        for k in 0..shard.n_samples() {
+            let s = shard.sample(k);
+            out.insert(s.id, s);
+        }
+    }
+    out
+}
