@@ -7,9 +7,12 @@ pub mod symbolic;
 
 pub use error::{Error, Result};
 pub mod checks;
+pub mod data;
 pub mod generate;
 pub mod inspect;
+pub mod model;
 pub mod ode;
 pub mod plot;
 pub mod preset;
 pub mod store;
+pub mod transfer;

@@ -4,6 +4,7 @@ mod generate;
 mod inspect;
 mod plot;
 mod progress;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 use s2kit::Result;
@@ -14,7 +15,8 @@ use s2kit::Result;
     version,
     about = "Synthetic series-symbol corpora for time-series foundation models",
     long_about = "Generate series-symbol corpora (inputs x, symbolic expressions f, outputs y = f(x), and \
-ODE-driven series) into HDF5 shards, inspect and plot them."
+ODE-driven series) into HDF5 shards, inspect and plot them, and evaluate encoders on real UCR/UEA \
+classification sets."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,6 +29,7 @@ enum Command {
     Merge(generate::MergeArgs),
     Inspect(inspect::InspectArgs),
     Plot(plot::PlotArgs),
+    Transfer(transfer::TransferArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => generate::merge(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Transfer(a) => transfer::run(a),
     }
 }

@@ -1,0 +1,81 @@
+use super::progress;
+use clap::Args;
+use s2kit::transfer::{
+    print_report, run_transfer, FitConfig, ModelSpec, Protocol, TransferProgress, TransferRequest,
+};
+use s2kit::{Error, Result};
+use std::path::PathBuf;
+
+/// Evaluate an encoder on a real classification set (UCR/UEA `.ts`).
+///
+/// TRAIN is split (stratified) into training and validation cases; every choice (early
+/// stopping, the selected epoch, the learning-rate schedule) uses validation only, and TEST is
+/// scored once per seed with the selected weights.
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// Directory holding NAME_TRAIN.ts and NAME_TEST.ts, e.g. data/ucr/GunPoint.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// `fcn` for a fresh FCN, or a saved encoder directory (from --save-encoder or pretraining).
+    #[arg(long)]
+    model: String,
+    /// scratch: random init, all weights trained. linear: frozen encoder, linear head.
+    /// finetune: all weights trained from the saved encoder.
+    #[arg(long)]
+    protocol: Protocol,
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Maximum epochs (training stops earlier when validation loss stops improving).
+    #[arg(long, default_value_t = FitConfig::default().max_epochs)]
+    epochs: usize,
+    #[arg(long, default_value_t = FitConfig::default().batch_size)]
+    batch_size: usize,
+    #[arg(long, default_value_t = FitConfig::default().lr)]
+    lr: f64,
+    /// Share of each TRAIN class held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Save the first seed's selected encoder here (e.g. to fine-tune it on another set).
+    #[arg(long)]
+    save_encoder: Option<PathBuf>,
+    /// Also write the full report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(a: TransferArgs) -> Result<()> {
+    let req = TransferRequest {
+        dataset: a.dataset,
+        model: ModelSpec::parse(&a.model),
+        protocol: a.protocol,
+        seeds: a.seeds,
+        fit: FitConfig {
+            max_epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            ..FitConfig::default()
+        },
+        val_fraction: a.val_fraction,
+        save_encoder: a.save_encoder,
+    };
+    let pb = progress::bar(req.fit.max_epochs as u64, "epochs");
+    let report = run_transfer(&req, &|event| match event {
+        TransferProgress::Seed { seed, of } => {
+            pb.reset();
+            pb.set_message(format!("seed {}/{of}", seed + 1));
+        }
+        TransferProgress::Epoch { epoch, val_loss } => {
+            pb.set_position(epoch as u64);
+            pb.set_message(format!("val loss {val_loss:.4}"));
+        }
+    })?;
+    pb.finish_and_clear();
+    print_report(&report);
+    if let Some(path) = a.json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Turning `.ts` cases into model input, the same way for every model:
+//!
+//! 1. missing values (`?`, `NaN`) are filled by linear interpolation between the nearest
+//!    observed values of the same channel (constant extrapolation at the ends; an all-missing
+//!    channel becomes zeros);
+//! 2. every channel is resampled by linear interpolation to one length (the longest TRAIN
+//!    case, unless the encoder asks for a fixed length), so unequal lengths are stretched, not
+//!    padded: no model ever sees padding;
+//! 3. each channel of each case is z-normalised on its own (a constant channel becomes zeros).
+//!
+//! Channels are kept apart: a case of C channels is C univariate series, which every encoder
+//! embeds independently and the classifier joins (see `transfer`).
+
+use super::ts::TsSplit;
+
+/// Cases as one flat array `[n, channels, length]`.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub values: Vec<f32>,
+    pub labels: Vec<usize>,
+    pub n: usize,
+    pub channels: usize,
+    pub length: usize,
+}
+
+impl Prepared {
+    /// The cases at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Prepared {
+        let stride = self.channels * self.length;
+        let mut values = Vec::with_capacity(indices.len() * stride);
+        for &i in indices {
+            values.extend_from_slice(&self.values[i * stride..(i + 1) * stride]);
+        }
+        Prepared {
+            values,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            n: indices.len(),
+            channels: self.channels,
+            length: self.length,
+        }
+    }
+}
+
+pub fn fill_missing(x: &mut [f32]) {
+    let observed: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite()).collect();
+    let (Some(&first), Some(&last)) = (observed.first(), observed.last()) else {
+        x.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    };
+    let (head, tail) = (x[first], x[last]);
+    x[..first].iter_mut().for_each(|v| *v = head);
+    x[last + 1..].iter_mut().for_each(|v| *v = tail);
+    for pair in observed.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        for i in a + 1..b {
+            let w = (i - a) as f32 / (b - a) as f32;
+            x[i] = x[a] * (1.0 - w) + x[b] * w;
+        }
+    }
+}
+
+/// Linear resampling of `x` onto `len` evenly spaced points spanning the same interval.
+pub fn resample(x: &[f32], len: usize) -> Vec<f32> {
+    match x.len() {
+        0 => vec![0.0; len],
+        1 => vec![x[0]; len],
+        n if n == len => x.to_vec(),
+        n => (0..len)
+            .map(|i| {
+                let pos = if len > 1 {
+                    i as f64 * (n - 1) as f64 / (len - 1) as f64
+                } else {
+                    0.0
+                };
+                let k = (pos.floor() as usize).min(n - 2);
+                let w = (pos - k as f64) as f32;
+                x[k] * (1.0 - w) + x[k + 1] * w
+            })
+            .collect(),
+    }
+}
+
+pub fn z_normalize(x: &mut [f32]) {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().map(|v| *v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    for v in x.iter_mut() {
+        *v = if sd > 1e-8 {
+            ((*v as f64 - mean) / sd) as f32
+        } else {
+            0.0
+        };
+    }
+}
+
+pub fn prepare(split: &TsSplit, length: usize) -> Prepared {
+    let channels = split.n_channels();
+    let mut values = Vec::with_capacity(split.series.len() * channels * length);
+    for case in &split.series {
+        for channel in case {
+            let mut c = channel.clone();
+            fill_missing(&mut c);
+            let mut c = resample(&c, length);
+            z_normalize(&mut c);
+            values.extend_from_slice(&c);
+        }
+    }
+    Prepared {
+        values,
+        labels: split.labels.clone(),
+        n: split.series.len(),
+        channels,
+        length,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_values_are_interpolated() {
+        let mut x = [f32::NAN, 1.0, f32::NAN, f32::NAN, 4.0, f32::NAN];
+        fill_missing(&mut x);
+        assert_eq!(x, [1.0, 1.0, 2.0, 3.0, 4.0, 4.0]);
+        let mut empty = [f32::NAN; 3];
+        fill_missing(&mut empty);
+        assert_eq!(empty, [0.0; 3]);
+    }
+
+    #[test]
+    fn resampling_keeps_endpoints_and_lines() {
+        let y = resample(&[0.0, 10.0], 6);
+        assert_eq!(y, vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let z = resample(&[0.0, 1.0, 2.0, 3.0, 4.0], 3);
+        assert_eq!(z, vec![0.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn z_normalisation_is_per_channel_and_safe_for_constants() {
+        let mut x = [1.0, 2.0, 3.0];
+        z_normalize(&mut x);
+        assert!((x.iter().sum::<f32>()).abs() < 1e-6);
+        assert!((x[2] - 1.224_744_9).abs() < 1e-5);
+        let mut c = [5.0; 4];
+        z_normalize(&mut c);
+        assert_eq!(c, [0.0; 4]);
+    }
+}

@@ -1,0 +1,314 @@
+//! Transfer evaluation on real classification sets: the scratch, linear-probe and fine-tune
+//! protocols, model selection on a validation split of TRAIN, and TEST scored once.
+//!
+//! Multichannel data: every encoder is univariate, so each of a case's C channels is embedded
+//! separately and the C feature vectors are concatenated before the linear head. The same rule
+//! holds for every model, which also lets an encoder move between sets with different channel
+//! counts.
+
+mod fit;
+mod metrics;
+mod report;
+
+pub use fit::{fit, FitConfig, FitReport};
+pub use metrics::{mean_std, score, ClassCounts, Scores};
+pub use report::{print_report, SeedResult, TransferReport};
+
+use crate::data::{prepare, stratified_split, Prepared, TsDataset};
+use crate::error::{Error, Result};
+use crate::model::layers::{seeded_init, trainable_vars};
+use crate::model::{
+    candle_err, load_encoder_weights, save_encoder, Encoder, EncoderConfig, FcnConfig,
+};
+use crate::rng::sample_rng;
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Linear, VarBuilder, VarMap};
+use fit::{evaluate, to_tensors, Batchable};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The architecture trained from random initialisation.
+    Scratch,
+    /// The pretrained encoder frozen; only a linear head is trained on its features.
+    Linear,
+    /// Every weight trained, starting from the pretrained encoder.
+    Finetune,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "scratch" => Ok(Protocol::Scratch),
+            "linear" => Ok(Protocol::Linear),
+            "finetune" => Ok(Protocol::Finetune),
+            _ => Err(format!(
+                "unknown protocol '{s}' (scratch, linear, finetune)"
+            )),
+        }
+    }
+}
+
+/// The encoder to evaluate: a fresh FCN, or a saved encoder directory.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSpec {
+    Fcn,
+    Saved(PathBuf),
+}
+
+impl ModelSpec {
+    pub fn parse(s: &str) -> ModelSpec {
+        if s == "fcn" {
+            ModelSpec::Fcn
+        } else {
+            ModelSpec::Saved(PathBuf::from(s))
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            ModelSpec::Fcn => "fcn".into(),
+            ModelSpec::Saved(p) => p.display().to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TransferRequest {
+    pub dataset: PathBuf,
+    pub model: ModelSpec,
+    pub protocol: Protocol,
+    pub seeds: u64,
+    pub fit: FitConfig,
+    /// Share of each TRAIN class held out for model selection.
+    pub val_fraction: f64,
+    /// Where to save the first seed's selected encoder (for later transfer), if anywhere.
+    pub save_encoder: Option<PathBuf>,
+}
+
+/// Progress notifications for a display.
+pub enum TransferProgress {
+    Seed { seed: u64, of: u64 },
+    Epoch { epoch: usize, val_loss: f64 },
+}
+
+/// An encoder with a linear head over its concatenated per-channel features.
+struct Classifier {
+    encoder: Box<dyn Encoder>,
+    head: Linear,
+}
+
+impl Classifier {
+    fn features(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (b, c, l) = x.dims3()?;
+        let f = self.encoder.forward_t(&x.reshape((b * c, l))?, train)?;
+        f.reshape((b, c * self.encoder.feature_dim()))
+    }
+
+    fn logits(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.head.forward(&self.features(x, train)?)
+    }
+}
+
+fn build_classifier(
+    cfg: &EncoderConfig,
+    channels: usize,
+    classes: usize,
+    varmap: &VarMap,
+    device: &Device,
+) -> Result<Classifier> {
+    let encoder = cfg.build(varmap, device)?;
+    let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+    let head = candle_nn::linear(channels * encoder.feature_dim(), classes, vb.pp("head"))
+        .map_err(candle_err)?;
+    Ok(Classifier { encoder, head })
+}
+
+impl TransferRequest {
+    fn validate(&self) -> Result<()> {
+        if self.seeds == 0 {
+            return Err(Error::Usage("--seeds must be at least 1".into()));
+        }
+        if self.fit.max_epochs == 0 || self.fit.batch_size == 0 {
+            return Err(Error::Usage(
+                "--epochs and --batch-size must be at least 1".into(),
+            ));
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return Err(Error::Usage(
+                "--val-fraction must lie strictly between 0 and 1".into(),
+            ));
+        }
+        if self.model == ModelSpec::Fcn && self.protocol != Protocol::Scratch {
+            return Err(Error::Usage(format!(
+                "--protocol {:?} needs a pretrained encoder directory as --model; `fcn` is trained from scratch only",
+                self.protocol
+            ).to_lowercase()));
+        }
+        Ok(())
+    }
+}
+
+/// Runs every seed of `req` and returns the report.
+pub fn run_transfer(
+    req: &TransferRequest,
+    progress: &dyn Fn(TransferProgress),
+) -> Result<TransferReport> {
+    req.validate()?;
+    let device = Device::Cpu;
+    let dataset = TsDataset::load(&req.dataset)?;
+    let encoder_cfg = match &req.model {
+        ModelSpec::Fcn => EncoderConfig::Fcn(FcnConfig::default()),
+        ModelSpec::Saved(dir) => EncoderConfig::load(dir)?,
+    };
+    let classes = dataset.train.class_names.len();
+    let channels = dataset.train.n_channels();
+    // The preprocessing length comes from TRAIN (or the encoder), never from TEST.
+    let probe = build_classifier(&encoder_cfg, channels, classes, &VarMap::new(), &device)?;
+    let length = probe
+        .encoder
+        .input_length()
+        .unwrap_or(dataset.train.max_length());
+    let train_all = prepare(&dataset.train, length);
+    let test = prepare(&dataset.test, length);
+
+    let mut seeds = Vec::new();
+    for seed in 0..req.seeds {
+        progress(TransferProgress::Seed {
+            seed,
+            of: req.seeds,
+        });
+        let started = Instant::now();
+        let mut rng = sample_rng(seed, 0x7472_616e_7366_6572); // "transfer"
+        let (train_idx, val_idx) = stratified_split(&train_all.labels, req.val_fraction, &mut rng);
+        let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
+
+        let varmap = VarMap::new();
+        let model = build_classifier(&encoder_cfg, channels, classes, &varmap, &device)?;
+        seeded_init(&varmap, &mut rng).map_err(candle_err)?;
+        if let ModelSpec::Saved(dir) = &req.model {
+            if req.protocol != Protocol::Scratch {
+                load_encoder_weights(dir, &varmap, &device)?;
+            }
+        }
+        let on_epoch =
+            |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
+        let (fit_report, predictions) = match req.protocol {
+            Protocol::Linear => linear_probe(
+                &model, &varmap, &train, &val, &test, req, &mut rng, &on_epoch,
+            )?,
+            Protocol::Scratch | Protocol::Finetune => full_training(
+                &model, &varmap, &train, &val, &test, req, &mut rng, &on_epoch,
+            )?,
+        };
+        if seed == 0 {
+            if let Some(dir) = &req.save_encoder {
+                save_encoder(dir, &encoder_cfg, &varmap)?;
+            }
+        }
+        let scores = score(&test.labels, &predictions, &dataset.test.class_names);
+        seeds.push(SeedResult {
+            seed,
+            fit: fit_report,
+            scores,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(TransferReport::new(
+        &dataset,
+        &req.model.label(),
+        req,
+        length,
+        seeds,
+    ))
+}
+
+type Outcome = (FitReport, Vec<usize>);
+
+fn split_tensors(p: &Prepared, device: &Device) -> Result<(Tensor, Tensor)> {
+    to_tensors(&p.values, &p.labels, (p.n, p.channels, p.length), device).map_err(candle_err)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn full_training(
+    model: &Classifier,
+    varmap: &VarMap,
+    train: &Prepared,
+    val: &Prepared,
+    test: &Prepared,
+    req: &TransferRequest,
+    rng: &mut crate::rng::SampleRng,
+    on_epoch: &dyn Fn(usize, f64),
+) -> Result<Outcome> {
+    let device = Device::Cpu;
+    let (tx, ty) = split_tensors(train, &device)?;
+    let (vx, vy) = split_tensors(val, &device)?;
+    let logits = |x: &Tensor, t: bool| model.logits(x, t);
+    let vars = trainable_vars(varmap, "");
+    let report = fit(
+        &logits,
+        vars,
+        varmap,
+        &Batchable { x: &tx, y: &ty },
+        &Batchable { x: &vx, y: &vy },
+        &req.fit,
+        rng,
+        on_epoch,
+    )
+    .map_err(candle_err)?;
+    let (sx, sy) = split_tensors(test, &device)?;
+    let (_, _, predictions) =
+        evaluate(&logits, &Batchable { x: &sx, y: &sy }).map_err(candle_err)?;
+    Ok((report, predictions))
+}
+
+/// Frozen encoder: features are computed once in eval mode, then only the head trains.
+#[allow(clippy::too_many_arguments)]
+fn linear_probe(
+    model: &Classifier,
+    varmap: &VarMap,
+    train: &Prepared,
+    val: &Prepared,
+    test: &Prepared,
+    req: &TransferRequest,
+    rng: &mut crate::rng::SampleRng,
+    on_epoch: &dyn Fn(usize, f64),
+) -> Result<Outcome> {
+    let device = Device::Cpu;
+    let features = |p: &Prepared| -> Result<(Tensor, Tensor)> {
+        let (x, y) = split_tensors(p, &device)?;
+        let mut parts = Vec::new();
+        for start in (0..p.n).step_by(256) {
+            let len = (p.n - start).min(256);
+            parts.push(
+                model
+                    .features(&x.narrow(0, start, len).map_err(candle_err)?, false)
+                    .map_err(candle_err)?
+                    .detach(),
+            );
+        }
+        Ok((Tensor::cat(&parts, 0).map_err(candle_err)?, y))
+    };
+    let (tf, ty) = features(train)?;
+    let (vf, vy) = features(val)?;
+    let head = |f: &Tensor, _: bool| model.head.forward(f);
+    let vars = trainable_vars(varmap, "head");
+    let report = fit(
+        &head,
+        vars,
+        varmap,
+        &Batchable { x: &tf, y: &ty },
+        &Batchable { x: &vf, y: &vy },
+        &req.fit,
+        rng,
+        on_epoch,
+    )
+    .map_err(candle_err)?;
+    let (sf, sy) = features(test)?;
+    let (_, _, predictions) = evaluate(&head, &Batchable { x: &sf, y: &sy }).map_err(candle_err)?;
+    Ok((report, predictions))
+}

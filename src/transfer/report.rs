@@ -1,0 +1,141 @@
+//! The transfer report: per-seed results, mean ± std over seeds, per-class counts; printed as
+//! a table or serialised as JSON.
+
+use super::fit::FitReport;
+use super::metrics::{mean_std, Scores};
+use super::{Protocol, TransferRequest};
+use crate::data::TsDataset;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub fit: FitReport,
+    /// Scored once, on TEST, with the weights selected on validation.
+    pub scores: Scores,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassSummary {
+    pub class: String,
+    pub train_cases: usize,
+    pub test_cases: usize,
+    /// Correct TEST predictions, summed over seeds.
+    pub correct_over_seeds: usize,
+    pub f1_mean: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferReport {
+    pub dataset: String,
+    pub model: String,
+    pub protocol: Protocol,
+    pub channels: usize,
+    pub length: usize,
+    pub train_cases: usize,
+    pub test_cases: usize,
+    pub val_fraction: f64,
+    pub max_epochs: usize,
+    pub accuracy_mean: f64,
+    pub accuracy_std: f64,
+    pub macro_f1_mean: f64,
+    pub macro_f1_std: f64,
+    pub per_class: Vec<ClassSummary>,
+    pub seeds: Vec<SeedResult>,
+}
+
+impl TransferReport {
+    pub fn new(
+        data: &TsDataset,
+        model: &str,
+        req: &TransferRequest,
+        length: usize,
+        seeds: Vec<SeedResult>,
+    ) -> Self {
+        let acc: Vec<f64> = seeds.iter().map(|s| s.scores.accuracy).collect();
+        let f1: Vec<f64> = seeds.iter().map(|s| s.scores.macro_f1).collect();
+        let (accuracy_mean, accuracy_std) = mean_std(&acc);
+        let (macro_f1_mean, macro_f1_std) = mean_std(&f1);
+        let per_class = data
+            .train
+            .class_names
+            .iter()
+            .enumerate()
+            .map(|(c, name)| ClassSummary {
+                class: name.clone(),
+                train_cases: data.train.labels.iter().filter(|&&l| l == c).count(),
+                test_cases: data.test.labels.iter().filter(|&&l| l == c).count(),
+                correct_over_seeds: seeds.iter().map(|s| s.scores.per_class[c].correct).sum(),
+                f1_mean: mean_std(
+                    &seeds
+                        .iter()
+                        .map(|s| s.scores.per_class[c].f1)
+                        .collect::<Vec<_>>(),
+                )
+                .0,
+            })
+            .collect();
+        TransferReport {
+            dataset: data.name.clone(),
+            model: model.to_string(),
+            protocol: req.protocol,
+            channels: data.train.n_channels(),
+            length,
+            train_cases: data.train.series.len(),
+            test_cases: data.test.series.len(),
+            val_fraction: req.val_fraction,
+            max_epochs: req.fit.max_epochs,
+            accuracy_mean,
+            accuracy_std,
+            macro_f1_mean,
+            macro_f1_std,
+            per_class,
+            seeds,
+        }
+    }
+}
+
+pub fn print_report(r: &TransferReport) {
+    println!(
+        "{} ({} train / {} test cases, {} channel(s), length {}), model {}, protocol {:?}",
+        r.dataset, r.train_cases, r.test_cases, r.channels, r.length, r.model, r.protocol
+    );
+    println!(
+        "model selection: {:.0}% of each TRAIN class held out for validation; TEST scored once per seed",
+        100.0 * r.val_fraction
+    );
+    println!(
+        "{:>6} {:>10} {:>10} {:>8} {:>10} {:>9}",
+        "seed", "accuracy", "macro-F1", "epochs", "best epoch", "seconds"
+    );
+    for s in &r.seeds {
+        println!(
+            "{:>6} {:>10.4} {:>10.4} {:>8} {:>10} {:>9.1}",
+            s.seed,
+            s.scores.accuracy,
+            s.scores.macro_f1,
+            s.fit.epochs_run,
+            s.fit.best_epoch,
+            s.seconds
+        );
+    }
+    println!(
+        "{:>6} {:>5.4} ± {:.4} {:.4} ± {:.4}",
+        "mean", r.accuracy_mean, r.accuracy_std, r.macro_f1_mean, r.macro_f1_std
+    );
+    println!(
+        "{:>18} {:>6} {:>6} {:>16} {:>8}",
+        "class", "train", "test", "correct (seeds)", "F1 mean"
+    );
+    for c in &r.per_class {
+        println!(
+            "{:>18} {:>6} {:>6} {:>16} {:>8.3}",
+            c.class,
+            c.train_cases,
+            c.test_cases,
+            format!("{}/{}", c.correct_over_seeds, c.test_cases * r.seeds.len()),
+            c.f1_mean
+        );
+    }
+}
