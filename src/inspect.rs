@@ -79,12 +79,13 @@ pub fn count_operators(symbol: &str, counts: &mut BTreeMap<String, u64>) {
     let n = |pat: &str| symbol.matches(pat).count() as u64;
     let sqrt = n("sqrt(abs(");
     let log = n("ln(abs(");
+    let inv = n("(1 / ");
     let found = [
         ("add", n(" + ")),
         ("sub", n(" - ")),
         ("mul", n(" * ")),
-        ("div", n(" / ")),
-        ("inv", n("(1/")),
+        ("div", n(" / ") - inv),
+        ("inv", inv),
         ("sqrt", sqrt),
         ("log", log),
         ("abs", n("abs(") - sqrt - log),
@@ -181,7 +182,7 @@ mod tests {
     fn operators_are_counted_from_the_printed_form() {
         let mut c = BTreeMap::new();
         count_operators("((-0.5) + (2 * sqrt(abs((x0 - atan(x1))))))", &mut c);
-        count_operators("(1/ln(abs(tan(x0))))^2", &mut c);
+        count_operators("((1 / ln(abs(tan(x0)))))^2", &mut c);
         let get = |k: &str| c.get(k).copied().unwrap_or(0);
         assert_eq!(
             (

@@ -14,5 +14,7 @@ pub mod model;
 pub mod ode;
 pub mod plot;
 pub mod preset;
+pub mod pretrain;
 pub mod store;
+pub mod train;
 pub mod transfer;

@@ -9,7 +9,8 @@ use std::sync::Once;
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 const FAMILY: &str = "s2kit-mono";
 
-/// One panel: a title and the series drawn in it (x is the index).
+/// One panel: a title and the series drawn in it (x is the index); a panel without series
+/// is left blank.
 pub struct Panel {
     pub title: String,
     pub series: Vec<Vec<f32>>,
@@ -62,6 +63,9 @@ pub fn render_panels(
     let areas = root.split_evenly((rows, columns));
     let title_chars = (panel_size.0 as usize / 7).max(8);
     for (panel, area) in panels.iter().zip(areas.iter()) {
+        if panel.series.is_empty() {
+            continue; // a placeholder keeps the grid aligned
+        }
         let values = panel.series.iter().flatten().filter(|v| v.is_finite());
         let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(*v), hi.max(*v))

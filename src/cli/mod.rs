@@ -3,6 +3,7 @@
 mod generate;
 mod inspect;
 mod plot;
+mod pretrain;
 mod progress;
 mod transfer;
 
@@ -29,6 +30,7 @@ enum Command {
     Merge(generate::MergeArgs),
     Inspect(inspect::InspectArgs),
     Plot(plot::PlotArgs),
+    Pretrain(pretrain::PretrainArgs),
     Transfer(transfer::TransferArgs),
 }
 
@@ -38,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => generate::merge(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Pretrain(a) => pretrain::run(a),
         Command::Transfer(a) => transfer::run(a),
     }
 }

@@ -7,7 +7,7 @@ use s2kit::{Error, Result};
 use std::path::PathBuf;
 
 /// Draw a grid of samples to PNG: one row per sample, with its inputs and each output titled
-/// by its symbol.
+/// by its symbol. Titles are shortened to fit; the full symbols are printed.
 #[derive(Args, Debug)]
 pub struct PlotArgs {
     corpus: PathBuf,
@@ -58,6 +58,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
                             SampleKind::Ode => format!("dy{col}/dt = "),
                             SampleKind::Explicit => format!("y{col} = "),
                         };
+                        println!("#{} {lhs}{sym}", s.id);
                         (format!("{lhs}{sym}"), vec![y.clone()])
                     }
                     _ => (String::new(), vec![]),
@@ -73,7 +74,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
             "the corpus holds no samples to plot",
         ));
     }
-    render_panels(&a.out, &panels, 1 + a.max_outputs, (420, 220))?;
+    render_panels(&a.out, &panels, 1 + a.max_outputs, (480, 220))?;
     println!("{}: plotted {shown} samples", a.out.display());
     Ok(())
 }

@@ -3,8 +3,13 @@
 
 mod fcn;
 pub mod layers;
+mod series;
+mod symbol;
+pub mod transformer;
 
 pub use fcn::{Fcn, FcnConfig};
+pub use series::{instance_norm, SeriesConfig, SeriesEncoder};
+pub use symbol::{SymbolConfig, SymbolEncoder};
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -27,6 +32,8 @@ pub trait Encoder {
 #[serde(tag = "architecture", rename_all = "snake_case")]
 pub enum EncoderConfig {
     Fcn(FcnConfig),
+    /// The series encoder of a pretrained SymTime model.
+    PatchTransformer(SeriesConfig),
 }
 
 pub const ENCODER_PREFIX: &str = "encoder";
@@ -39,6 +46,9 @@ impl EncoderConfig {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device).pp(ENCODER_PREFIX);
         let encoder: Box<dyn Encoder> = match self {
             EncoderConfig::Fcn(cfg) => Box::new(Fcn::new(cfg, vb, varmap).map_err(candle_err)?),
+            EncoderConfig::PatchTransformer(cfg) => {
+                Box::new(SeriesEncoder::new(cfg, vb).map_err(candle_err)?)
+            }
         };
         Ok(encoder)
     }
@@ -60,14 +70,30 @@ pub fn candle_err(e: candle_core::Error) -> Error {
 
 /// Saves the `encoder.*` variables of `varmap` (buffers included) and `cfg` into `dir`.
 pub fn save_encoder(dir: &Path, cfg: &EncoderConfig, varmap: &VarMap) -> Result<()> {
+    export_encoder(dir, cfg, varmap, ENCODER_PREFIX)
+}
+
+/// Saves the variables under `prefix` in `varmap`, renamed under `encoder.`, as a saved
+/// encoder directory (a pretrained model keeps its series encoder under `series.`).
+pub fn export_encoder(
+    dir: &Path,
+    cfg: &EncoderConfig,
+    varmap: &VarMap,
+    prefix: &str,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tensors: std::collections::HashMap<String, Tensor> = varmap
         .data()
         .lock()
         .expect("var map lock")
         .iter()
-        .filter(|(name, _)| name.starts_with(ENCODER_PREFIX))
-        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .filter(|(name, _)| name.starts_with(&format!("{prefix}.")))
+        .map(|(name, var)| {
+            (
+                format!("{ENCODER_PREFIX}{}", &name[prefix.len()..]),
+                var.as_tensor().clone(),
+            )
+        })
         .collect();
     let weights = dir.join(WEIGHTS_FILE);
     candle_core::safetensors::save(&tensors, &weights)

@@ -7,6 +7,7 @@
 mod eval;
 mod print;
 mod sample;
+pub mod tokens;
 
 pub use eval::{eval_point, eval_series, PointEnv};
 pub use sample::{OperatorConfig, SymbolicConfig, TreeSampler};

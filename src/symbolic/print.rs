@@ -24,7 +24,7 @@ impl fmt::Display for Expr {
             Expr::Var(v) => write!(f, "{v}"),
             Expr::Unary(op, a) => match op {
                 UnaryOp::Abs => write!(f, "abs({a})"),
-                UnaryOp::Inv => write!(f, "(1/{a})"),
+                UnaryOp::Inv => write!(f, "(1 / {a})"),
                 UnaryOp::Sqrt => write!(f, "sqrt(abs({a}))"),
                 UnaryOp::Log => write!(f, "ln(abs({a}))"),
                 UnaryOp::Exp => write!(f, "exp({a})"),

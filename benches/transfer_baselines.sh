@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# FCN baselines on the bundled UCR/UEA sets: FCN from scratch (3 seeds each), and FCN transfer
+# as in Fawaz et al. 2018 (train on a source set, replace the head, fine-tune every layer on
+# the target). Writes JSON reports to target/baselines/ and prints a summary table.
+#
+# Usage: benches/transfer_baselines.sh [SEEDS]
+# Epoch budgets (maximum; early stopping on the validation split usually ends sooner):
+# 150 for the univariate sets and BasicMotions, 40 for JapaneseVowels (12 channels x 270 cases
+# make an epoch about 12x dearer than GunPoint's).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-3}
+out=target/baselines
+mkdir -p "$out"
+cargo build --quiet --release
+bin=target/release/s2kit
+export RAYON_NUM_THREADS=1   # measured: as fast as 2 threads for FCN on this machine
+
+run() { # name dataset model protocol epochs [extra...]
+  local name=$1 data=$2 model=$3 protocol=$4 epochs=$5
+  shift 5
+  local t0=$SECONDS
+  "$bin" transfer --dataset "data/ucr/$data" --model "$model" --protocol "$protocol" \
+    --seeds "$seeds" --epochs "$epochs" --json "$out/$name.json" "$@" > "$out/$name.txt"
+  echo "$name: $((SECONDS - t0)) s"
+}
+
+run GunPoint-fcn-scratch GunPoint fcn scratch 150 --save-encoder "$out/fcn-GunPoint"
+run ItalyPowerDemand-fcn-scratch ItalyPowerDemand fcn scratch 150 --save-encoder "$out/fcn-ItalyPowerDemand"
+run BasicMotions-fcn-scratch BasicMotions fcn scratch 150
+run JapaneseVowels-fcn-scratch JapaneseVowels fcn scratch 40
+run ItalyPowerDemand-fcn-from-GunPoint ItalyPowerDemand "$out/fcn-GunPoint" finetune 150
+run GunPoint-fcn-from-ItalyPowerDemand GunPoint "$out/fcn-ItalyPowerDemand" finetune 150
+
+echo
+printf '%-40s %18s %18s\n' run accuracy macro-F1
+for f in "$out"/*.json; do
+  python3 - "$f" <<'PY'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+name = os.path.basename(sys.argv[1])[:-5]
+print(f"{name:40s} {r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f}    {r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f}")
+PY
+done

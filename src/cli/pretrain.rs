@@ -1,0 +1,66 @@
+use super::progress;
+use clap::Args;
+use s2kit::pretrain::{pretrain, PretrainRecipe, PretrainRequest};
+use s2kit::Result;
+use std::path::PathBuf;
+
+/// Pretrain a SymTime-style series-symbol model on a corpus (masked-patch modelling,
+/// masked-symbol modelling, momentum contrastive learning with distillation).
+///
+/// Writes metrics.csv, losses.png, atomic checkpoints and the series encoder (encoder.json,
+/// encoder.safetensors) into --out; `s2kit transfer --model OUT` evaluates that encoder.
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Recipe TOML, e.g. recipes/pretrain-tiny.toml.
+    #[arg(long)]
+    recipe: PathBuf,
+    /// Corpus directory written by `s2kit generate`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from the run's last checkpoint (the recipe must be unchanged).
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this step with a checkpoint (e.g. to fit a job's time limit); resume later.
+    #[arg(long)]
+    stop_at: Option<usize>,
+}
+
+pub fn run(a: PretrainArgs) -> Result<()> {
+    let recipe = PretrainRecipe::from_file(&a.recipe)?;
+    let pb = progress::bar(recipe.train.steps as u64, "steps");
+    let req = PretrainRequest {
+        recipe,
+        data: a.data,
+        out: a.out.clone(),
+        resume: a.resume,
+        stop_at: a.stop_at,
+    };
+    let summary = pretrain(&req, &|r| {
+        pb.set_position(r.step as u64);
+        pb.set_message(format!(
+            "loss {:.3} (mpm {:.3}, mlm {:.3}, itc {:.3}) {:.0} pairs/s",
+            r.losses.total, r.losses.mpm, r.losses.mlm, r.losses.itc, r.pairs_per_second
+        ));
+    })?;
+    pb.finish_and_clear();
+    let l = summary.final_losses;
+    println!(
+        "{}: steps {}..{} in {:.1} s; final loss {:.4} (masked-patch {:.4}, masked-symbol {:.4}, contrastive {:.4})",
+        a.out.display(),
+        summary.first_step,
+        summary.last_step,
+        summary.seconds,
+        l.total,
+        l.mpm,
+        l.mlm,
+        l.itc
+    );
+    println!(
+        "metrics: {0}/metrics.csv, curves: {0}/losses.png, encoder: {0}/encoder.json",
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The series encoder: an instance-normalised window of length L cut into non-overlapping
+//! patches of length P, each mapped to d by a linear layer; a learned [CLS] token and learned
+//! positions; pre-LN transformer blocks. Masked patches are replaced by a learned mask
+//! embedding (masked-patch modelling).
+
+use super::transformer::{key_padding_bias, Transformer, TransformerConfig};
+use super::Encoder;
+use candle_core::{Result, Tensor, D};
+use candle_nn::{Init, Linear, Module, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesConfig {
+    /// Window length L.
+    pub length: usize,
+    /// Patch length P (L must be a multiple of P).
+    pub patch: usize,
+    pub transformer: TransformerConfig,
+}
+
+impl SeriesConfig {
+    pub fn patches(&self) -> usize {
+        self.length / self.patch
+    }
+
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.patch == 0 || self.length == 0 || !self.length.is_multiple_of(self.patch) {
+            return Err(crate::Error::Config(format!(
+                "model.series: length {} must be a positive multiple of patch {}",
+                self.length, self.patch
+            )));
+        }
+        self.transformer.validate("model.series.transformer")
+    }
+}
+
+pub struct SeriesEncoder {
+    cfg: SeriesConfig,
+    patch_embed: Linear,
+    cls: Tensor,
+    mask_embed: Tensor,
+    positions: Tensor,
+    transformer: Transformer,
+}
+
+/// Per-series normalisation over the last dimension, (x − mean) / (std + 1e-5).
+pub fn instance_norm(x: &Tensor) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let std = centered.sqr()?.mean_keepdim(D::Minus1)?.sqrt()?;
+    centered.broadcast_div(&(std + 1e-5)?)
+}
+
+impl SeriesEncoder {
+    pub fn new(cfg: &SeriesConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.transformer.d_model;
+        Ok(SeriesEncoder {
+            patch_embed: candle_nn::linear(cfg.patch, d, vb.pp("patch_embed"))?,
+            cls: vb.get_with_hints(d, "cls_token", Init::Const(0.0))?,
+            mask_embed: vb.get_with_hints(
+                d,
+                "mask_token",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )?,
+            positions: vb.get_with_hints(
+                (cfg.patches() + 1, d),
+                "pos_embed",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )?,
+            transformer: Transformer::new(&cfg.transformer, vb.pp("transformer"))?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// [batch, L] (already instance-normalised) → patches [batch, N, P].
+    pub fn patchify(&self, x: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        x.reshape((b, self.cfg.patches(), self.cfg.patch))
+    }
+
+    /// Patches [batch, N, P] → token states [batch, N+1, d] ([CLS] first). `mask` [batch, N]
+    /// (1 = replace by the mask embedding); `valid` [batch, N] (1 = real data, 0 = padding).
+    pub fn encode_patches(
+        &self,
+        patches: &Tensor,
+        mask: Option<&Tensor>,
+        valid: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, n, _) = patches.dims3()?;
+        let d = self.cfg.transformer.d_model;
+        let mut tokens = self.patch_embed.forward(patches)?;
+        if let Some(mask) = mask {
+            let m = mask.unsqueeze(D::Minus1)?; // [b, n, 1]
+            let replacement = self
+                .mask_embed
+                .reshape((1, 1, d))?
+                .broadcast_as((b, n, d))?;
+            tokens = (tokens.broadcast_mul(&(m.ones_like()? - &m)?)?
+                + replacement.broadcast_mul(&m)?)?;
+        }
+        let cls = self.cls.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
+        let tokens =
+            Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.positions.unsqueeze(0)?)?;
+        let bias = match valid {
+            Some(v) => Some(key_padding_bias(&Tensor::cat(
+                &[&v.narrow(1, 0, 1)?.ones_like()?, v],
+                1,
+            )?)?),
+            None => None,
+        };
+        self.transformer.forward(&tokens, bias.as_ref())
+    }
+
+    pub fn config(&self) -> &SeriesConfig {
+        &self.cfg
+    }
+}
+
+impl Encoder for SeriesEncoder {
+    /// The [CLS] state of the unmasked window.
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        let patches = self.patchify(&instance_norm(x)?)?;
+        self.encode_patches(&patches, None, None)?
+            .narrow(1, 0, 1)?
+            .squeeze(1)
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.cfg.transformer.d_model
+    }
+
+    fn input_length(&self) -> Option<usize> {
+        Some(self.cfg.length)
+    }
+}

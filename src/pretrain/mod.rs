@@ -1,0 +1,343 @@
+//! SymTime-style pretraining from corpus shards: `s2kit pretrain`.
+//!
+//! A run directory holds `recipe.toml` (a copy), `metrics.csv` (one row per step),
+//! `losses.png`, `checkpoint/` (the whole model, optimiser state, step and recipe; see
+//! `train::checkpoint`) and the exported series encoder (`encoder.json`,
+//! `encoder.safetensors`), which `s2kit transfer --model RUN_DIR` reads.
+
+mod batch;
+mod loader;
+pub mod model;
+mod objectives;
+
+pub use loader::{Pair, PairStream};
+pub use model::{Losses, ModelRecipe, ObjectiveConfig, PairBatch, SymTime};
+
+use crate::checks::check_prob;
+use crate::error::{Error, Result};
+use crate::model::layers::seeded_init;
+use crate::model::{candle_err, export_encoder, EncoderConfig};
+use crate::plot::{render_panels, Panel};
+use crate::rng::sample_rng;
+use crate::store::Corpus;
+use crate::train::{checkpoint, learning_rate, AdamW};
+use batch::{collate, MaskConfig};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use loader::LoaderConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub steps: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: usize,
+    pub clip_norm: f64,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    pub shuffle_buffer: usize,
+    pub prefetch_batches: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainRecipe {
+    pub model: ModelRecipe,
+    #[serde(default)]
+    pub objectives: ObjectiveConfig,
+    pub train: TrainConfig,
+}
+
+impl PretrainRecipe {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let recipe: PretrainRecipe = toml::from_str(&text).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        recipe.validate().map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(recipe)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.model.series.validate()?;
+        self.model.symbol.validate()?;
+        let o = &self.objectives;
+        check_prob("objectives.mask_ratio", o.mask_ratio)?;
+        check_prob("objectives.mlm_prob", o.mlm_prob)?;
+        check_prob("objectives.momentum", o.momentum)?;
+        check_prob("objectives.alpha", o.alpha)?;
+        let t = &self.train;
+        if self.model.proj_dim == 0
+            || o.queue_size == 0
+            || t.batch_size < 2
+            || t.steps == 0
+            || t.checkpoint_every == 0
+        {
+            return Err(Error::Config("model.proj_dim, objectives.queue_size, train.steps and train.checkpoint_every must be >= 1, train.batch_size >= 2".into()));
+        }
+        if !(t.lr > 0.0 && t.min_lr >= 0.0 && t.clip_norm > 0.0 && o.temperature > 0.0) {
+            return Err(Error::Config("train.lr, train.clip_norm and objectives.temperature must be > 0, train.min_lr >= 0".into()));
+        }
+        Ok(())
+    }
+}
+
+pub struct PretrainRequest {
+    pub recipe: PretrainRecipe,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub resume: bool,
+    /// Stop (with a checkpoint) after this step, as a job with a time limit would.
+    pub stop_at: Option<usize>,
+}
+
+pub struct StepReport {
+    pub step: usize,
+    pub steps: usize,
+    pub losses: Losses,
+    pub pairs_per_second: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    step: usize,
+    recipe: PretrainRecipe,
+}
+
+pub struct PretrainSummary {
+    pub first_step: usize,
+    pub last_step: usize,
+    pub final_losses: Losses,
+    pub seconds: f64,
+}
+
+fn restore(varmap: &VarMap, tensors: &HashMap<String, Tensor>, what: &str) -> Result<()> {
+    for (name, var) in varmap.data().lock().expect("var map lock").iter() {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| Error::Other(format!("checkpoint {what} lacks '{name}'")))?;
+        var.set(t).map_err(candle_err)?;
+    }
+    Ok(())
+}
+
+fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
+    varmap
+        .data()
+        .lock()
+        .expect("var map lock")
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+const METRICS_HEADER: &str = "step,lr,loss,mpm,mlm,itc,temperature,alpha,grad_norm,pairs_per_s";
+
+/// Keeps the header and the rows up to `step` (rows past a resumed checkpoint are redone).
+fn open_metrics(path: &Path, keep_up_to: usize) -> Result<std::fs::File> {
+    let kept: Vec<String> = match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                l.split(',')
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .is_some_and(|s| s <= keep_up_to)
+            })
+            .map(String::from)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{METRICS_HEADER}").map_err(|e| Error::io(path, e))?;
+    for line in kept {
+        writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
+    }
+    Ok(f)
+}
+
+/// Plots the loss columns of `metrics.csv` to `losses.png`.
+pub fn plot_losses(run: &Path) -> Result<()> {
+    let path = run.join("metrics.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let rows: Vec<Vec<f32>> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f32::NAN))
+                .collect()
+        })
+        .collect();
+    let column = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<f32>>();
+    let panels: Vec<Panel> = [
+        (2, "total loss"),
+        (3, "masked-patch MSE"),
+        (4, "masked-symbol CE"),
+        (5, "contrastive (InfoNCE)"),
+    ]
+    .iter()
+    .map(|(i, title)| Panel {
+        title: format!("{title} vs step"),
+        series: vec![column(*i)],
+    })
+    .collect();
+    render_panels(&run.join("losses.png"), &panels, 2, (520, 300))
+}
+
+pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result<PretrainSummary> {
+    let recipe = &req.recipe;
+    recipe.validate()?;
+    let t = &recipe.train;
+    let out = req.out.as_path();
+    let existing = checkpoint::latest(out);
+    if existing.is_some() && !req.resume {
+        return Err(Error::Usage(format!(
+            "{} already holds a run; pass --resume to continue it, or choose a new --out",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let corpus = Corpus::open(&req.data)?;
+    let device = Device::Cpu;
+    let model = SymTime::new(&recipe.model, &recipe.objectives, &device).map_err(candle_err)?;
+    let mut opt = AdamW::new(model.trainable(), t.weight_decay).map_err(candle_err)?;
+    let first_step = match existing.filter(|_| req.resume) {
+        Some(dir) => {
+            let meta: CheckpointMeta = checkpoint::load_meta(&dir)?;
+            if meta.recipe != *recipe {
+                return Err(Error::Usage(format!("cannot resume {}: the recipe differs from the one it was started with (see its recipe.toml)", out.display())));
+            }
+            restore(
+                &model.online,
+                &checkpoint::load_tensors(&dir, "online", &device)?,
+                "online weights",
+            )?;
+            restore(
+                &model.state,
+                &checkpoint::load_tensors(&dir, "state", &device)?,
+                "momentum state",
+            )?;
+            opt.load_state(&checkpoint::load_tensors(&dir, "optimizer", &device)?)
+                .map_err(candle_err)?;
+            meta.step
+        }
+        None => {
+            let mut rng = sample_rng(t.seed, 0x696e_6974); // "init"
+            seeded_init(&model.online, &mut rng).map_err(candle_err)?;
+            model.init_state(&mut rng).map_err(candle_err)?;
+            let text = toml::to_string_pretty(recipe).map_err(|e| Error::Other(e.to_string()))?;
+            std::fs::write(out.join("recipe.toml"), text)
+                .map_err(|e| Error::io(out.join("recipe.toml"), e))?;
+            0
+        }
+    };
+    let mut metrics = open_metrics(&out.join("metrics.csv"), first_step)?;
+    let mut stream = PairStream::open(
+        corpus,
+        LoaderConfig {
+            length: recipe.model.series.length,
+            max_tokens: recipe.model.symbol.max_tokens,
+            batch_size: t.batch_size,
+            shuffle_buffer: t.shuffle_buffer,
+            prefetch_batches: t.prefetch_batches,
+            seed: t.seed,
+            skip_batches: first_step as u64,
+        },
+    )?;
+    let masks = MaskConfig {
+        patch: recipe.model.series.patch,
+        mask_ratio: recipe.objectives.mask_ratio,
+        mlm_prob: recipe.objectives.mlm_prob,
+    };
+    let save = |step: usize, opt: &AdamW| -> Result<()> {
+        let files = checkpoint::CheckpointFiles {
+            tensors: vec![
+                ("online", varmap_tensors(&model.online)),
+                ("state", varmap_tensors(&model.state)),
+                ("optimizer", opt.state().map_err(candle_err)?),
+            ],
+            meta_json: checkpoint::to_json(&CheckpointMeta {
+                step,
+                recipe: recipe.clone(),
+            }),
+        };
+        checkpoint::save(out, &files)
+    };
+    let started = Instant::now();
+    let last_step = req.stop_at.unwrap_or(t.steps).min(t.steps);
+    let mut final_losses = Losses::default();
+    for step in first_step..last_step {
+        let tick = Instant::now();
+        let pairs = stream.next_batch()?;
+        let mut rng = sample_rng(t.seed, (1 << 40) | step as u64);
+        let batch = collate(&pairs, &masks, &mut rng, &device).map_err(candle_err)?;
+        let o = &recipe.objectives;
+        let alpha = o.alpha * ((step + 1) as f64 / o.alpha_ramp_steps.max(1) as f64).min(1.0);
+        let (loss, losses, enqueue) = model.losses(&batch, alpha).map_err(candle_err)?;
+        if !losses.total.is_finite() {
+            let kept = checkpoint::latest(out)
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "none yet".into());
+            return Err(Error::Other(format!(
+                "training stopped: the loss became {} at step {} (MPM {}, MLM {}, contrastive {}); the last checkpoint ({kept}) is intact. Lower train.lr or check the corpus.",
+                losses.total, step + 1, losses.mpm, losses.mlm, losses.itc
+            )));
+        }
+        let grads = loss.backward().map_err(candle_err)?;
+        let lr = learning_rate(step, t.lr, t.min_lr, t.warmup_steps, t.steps);
+        let grad_norm = opt.step(&grads, lr, t.clip_norm).map_err(candle_err)?;
+        model.after_step(&enqueue).map_err(candle_err)?;
+        let rate = pairs.len() as f64 / tick.elapsed().as_secs_f64();
+        let temperature = model.temperature().map_err(candle_err)?;
+        writeln!(
+            metrics,
+            "{},{lr:.6e},{},{},{},{},{temperature:.5},{alpha:.4},{grad_norm:.5},{rate:.1}",
+            step + 1,
+            losses.total,
+            losses.mpm,
+            losses.mlm,
+            losses.itc
+        )
+        .map_err(|e| Error::io(out.join("metrics.csv"), e))?;
+        final_losses = losses;
+        progress(&StepReport {
+            step: step + 1,
+            steps: t.steps,
+            losses,
+            pairs_per_second: rate,
+        });
+        if (step + 1) % t.checkpoint_every == 0 || step + 1 == last_step {
+            save(step + 1, &opt)?;
+        }
+    }
+    metrics
+        .flush()
+        .map_err(|e| Error::io(out.join("metrics.csv"), e))?;
+    export_encoder(
+        out,
+        &EncoderConfig::PatchTransformer(recipe.model.series.clone()),
+        &model.online,
+        "series",
+    )?;
+    plot_losses(out)?;
+    Ok(PretrainSummary {
+        first_step,
+        last_step,
+        final_losses,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,504 @@
+//! The SymTime-style series-symbol model and its three objectives.
+//!
+//! - Masked-patch modelling: a share of the real (never padding) patches is replaced by the
+//!   mask embedding and their normalised values are reconstructed; MSE over those patches only.
+//! - Masked-symbol modelling: 15% of the expression's tokens, 80/10/10
+//!   ([MASK] / random token / unchanged); cross-entropy over those positions only.
+//! - Series-symbol contrastive learning with momentum distillation (ALBEF): InfoNCE in both
+//!   directions between the [CLS] projections of the **unmasked** views, against queues of
+//!   momentum features, with targets α·softmax(momentum similarities) + (1 − α)·one-hot (one
+//!   softmax, not two) and a learnable temperature clamped to [0.001, 0.5].
+//!
+//! The momentum copies of both encoders and projections live in their own `VarMap` and follow
+//! the online weights by EMA after every optimiser step.
+
+use super::objectives::{info_nce_distilled, masked_patch_mse, masked_token_ce};
+use crate::model::{instance_norm, SeriesConfig, SeriesEncoder, SymbolConfig, SymbolEncoder};
+use crate::symbolic::tokens::vocab_size;
+use candle_core::{DType, Device, IndexOp, Result, Tensor, Var, D};
+use candle_nn::{Init, Linear, Module, VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRecipe {
+    pub series: SeriesConfig,
+    pub symbol: SymbolConfig,
+    /// Dimension of the contrastive projections.
+    pub proj_dim: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectiveConfig {
+    pub mpm_weight: f64,
+    pub mask_ratio: f64,
+    pub mlm_weight: f64,
+    pub mlm_prob: f64,
+    pub itc_weight: f64,
+    pub momentum: f64,
+    pub queue_size: usize,
+    pub temperature: f64,
+    /// Distillation weight α, ramped linearly from 0 over `alpha_ramp_steps`.
+    pub alpha: f64,
+    pub alpha_ramp_steps: usize,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        ObjectiveConfig {
+            mpm_weight: 1.0,
+            mask_ratio: 0.4,
+            mlm_weight: 1.0,
+            mlm_prob: 0.15,
+            itc_weight: 1.0,
+            momentum: 0.995,
+            queue_size: 4096,
+            temperature: 0.07,
+            alpha: 0.4,
+            alpha_ramp_steps: 1000,
+        }
+    }
+}
+
+/// One batch of pairs, with the masks of this step.
+pub struct PairBatch {
+    /// Raw windows [B, L].
+    pub series: Tensor,
+    /// 1 for real patches, 0 for padding [B, N].
+    pub patch_valid: Tensor,
+    /// 1 for patches to mask and reconstruct [B, N] (always a subset of the valid ones).
+    pub patch_mask: Tensor,
+    /// Clean token ids [B, T] and their padding mask [B, T].
+    pub tokens: Tensor,
+    pub token_valid: Tensor,
+    /// Token ids after 80/10/10 corruption [B, T] (the clean `tokens` are the targets), and 1
+    /// where a position is scored [B, T].
+    pub mlm_input: Tensor,
+    pub mlm_weight: Tensor,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Losses {
+    pub total: f32,
+    pub mpm: f32,
+    pub mlm: f32,
+    pub itc: f32,
+}
+
+struct Towers {
+    series: SeriesEncoder,
+    symbol: SymbolEncoder,
+    series_proj: Linear,
+    symbol_proj: Linear,
+}
+
+impl Towers {
+    fn new(cfg: &ModelRecipe, vb: &VarBuilder) -> Result<Towers> {
+        Ok(Towers {
+            series: SeriesEncoder::new(&cfg.series, vb.pp("series"))?,
+            symbol: SymbolEncoder::new(&cfg.symbol, vb.pp("symbol"))?,
+            series_proj: candle_nn::linear(
+                cfg.series.transformer.d_model,
+                cfg.proj_dim,
+                vb.pp("series_proj"),
+            )?,
+            symbol_proj: candle_nn::linear(
+                cfg.symbol.transformer.d_model,
+                cfg.proj_dim,
+                vb.pp("symbol_proj"),
+            )?,
+        })
+    }
+
+    /// L2-normalised projections of the [CLS] states of the clean views.
+    fn features(
+        &self,
+        patches: &Tensor,
+        valid: &Tensor,
+        tokens: &Tensor,
+        token_valid: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let s = self
+            .series
+            .encode_patches(patches, None, Some(valid))?
+            .i((.., 0))?;
+        let y = self.symbol.forward(tokens, token_valid)?.i((.., 0))?;
+        Ok((
+            l2_normalize(&self.series_proj.forward(&s)?)?,
+            l2_normalize(&self.symbol_proj.forward(&y)?)?,
+        ))
+    }
+}
+
+fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    x.broadcast_div(&(x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()? + 1e-12)?)
+}
+
+pub struct SymTime {
+    pub cfg: ModelRecipe,
+    pub objectives: ObjectiveConfig,
+    /// Trainable weights (online encoders, projections, heads, temperature).
+    pub online: VarMap,
+    /// Momentum copies and queues (checkpointed, never trained).
+    pub state: VarMap,
+    online_towers: Towers,
+    momentum_towers: Towers,
+    reconstruct: Linear,
+    mlm_head: Linear,
+    temperature: Var,
+    queue_series: Var,
+    queue_symbol: Var,
+    queue_ptr: Var,
+}
+
+impl SymTime {
+    pub fn new(cfg: &ModelRecipe, objectives: &ObjectiveConfig, device: &Device) -> Result<Self> {
+        let online = VarMap::new();
+        let state = VarMap::new();
+        let vb = VarBuilder::from_varmap(&online, DType::F32, device);
+        let online_towers = Towers::new(cfg, &vb)?;
+        let reconstruct = candle_nn::linear_no_bias(
+            cfg.series.transformer.d_model,
+            cfg.series.patch,
+            vb.pp("reconstruct"),
+        )?;
+        let mlm_head = candle_nn::linear(
+            cfg.symbol.transformer.d_model,
+            vocab_size(),
+            vb.pp("mlm_head"),
+        )?;
+        vb.get_with_hints(1, "temperature", Init::Const(objectives.temperature))?;
+        let svb = VarBuilder::from_varmap(&state, DType::F32, device);
+        let momentum_towers = Towers::new(cfg, &svb.pp("momentum"))?;
+        let (q, e) = (objectives.queue_size, cfg.proj_dim);
+        svb.get_with_hints((q, e), "queue_series", Init::Const(0.0))?;
+        svb.get_with_hints((q, e), "queue_symbol", Init::Const(0.0))?;
+        svb.get_with_hints(1, "queue_ptr", Init::Const(0.0))?;
+        let get = |map: &VarMap, name: &str| {
+            map.data()
+                .lock()
+                .expect("var map lock")
+                .get(name)
+                .cloned()
+                .expect("registered above")
+        };
+        let model = SymTime {
+            temperature: get(&online, "temperature"),
+            queue_series: get(&state, "queue_series"),
+            queue_symbol: get(&state, "queue_symbol"),
+            queue_ptr: get(&state, "queue_ptr"),
+            cfg: cfg.clone(),
+            objectives: objectives.clone(),
+            online,
+            state,
+            online_towers,
+            momentum_towers,
+            reconstruct,
+            mlm_head,
+        };
+        Ok(model)
+    }
+
+    /// Starts the momentum towers as exact copies and fills the queues with random unit
+    /// vectors drawn from `rng` (called once, after the online weights are initialised).
+    pub fn init_state(&self, rng: &mut crate::rng::SampleRng) -> Result<()> {
+        self.ema(0.0)?;
+        for queue in [&self.queue_series, &self.queue_symbol] {
+            let (q, e) = queue.dims2()?;
+            let values: Vec<f32> = (0..q * e)
+                .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng))
+                .collect();
+            queue.set(&l2_normalize(&Tensor::from_vec(
+                values,
+                (q, e),
+                queue.device(),
+            )?)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        let data = self.online.data().lock().expect("var map lock");
+        let mut named: Vec<(String, Var)> =
+            data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+
+    /// momentum ← m·momentum + (1 − m)·online, for every tower variable.
+    pub fn ema(&self, m: f64) -> Result<()> {
+        let online = self.online.data().lock().expect("var map lock");
+        let state = self.state.data().lock().expect("var map lock");
+        for (name, mvar) in state.iter().filter(|(n, _)| n.starts_with("momentum.")) {
+            let src = &online[&name["momentum.".len()..]];
+            mvar.set(&((mvar.as_tensor() * m)? + (src.as_tensor() * (1.0 - m))?)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn temperature(&self) -> Result<f32> {
+        Ok(self.temperature.as_tensor().to_vec1::<f32>()?[0])
+    }
+
+    /// Keeps the learnable temperature inside [0.001, 0.5] (after each optimiser step).
+    pub fn clamp_temperature(&self) -> Result<()> {
+        self.temperature
+            .set(&self.temperature.as_tensor().clamp(0.001f32, 0.5f32)?)
+    }
+
+    /// Writes `rows` into `queue` at the pointer, wrapping around the end.
+    fn enqueue(queue: &Var, ptr: usize, rows: &Tensor) -> Result<()> {
+        let q = queue.dim(0)?;
+        let n = rows.dim(0)?.min(q);
+        let first = n.min(q - ptr);
+        let mut updated = queue
+            .as_tensor()
+            .slice_scatter0(&rows.narrow(0, 0, first)?, ptr)?;
+        if first < n {
+            updated = updated.slice_scatter0(&rows.narrow(0, first, n - first)?, 0)?;
+        }
+        queue.set(&updated)
+    }
+
+    fn queue_position(&self) -> Result<usize> {
+        Ok(self.queue_ptr.as_tensor().to_vec1::<f32>()?[0] as usize)
+    }
+
+    /// The three losses of one batch; `alpha` is this step's distillation weight. Returns the
+    /// weighted total (for backprop) and the momentum features to enqueue after the step.
+    pub fn losses(
+        &self,
+        batch: &PairBatch,
+        alpha: f64,
+    ) -> Result<(Tensor, Losses, (Tensor, Tensor))> {
+        let o = &self.objectives;
+        let patches = self
+            .online_towers
+            .series
+            .patchify(&instance_norm(&batch.series)?)?;
+
+        // Masked-patch modelling, over masked real patches only.
+        let states = self.online_towers.series.encode_patches(
+            &patches,
+            Some(&batch.patch_mask),
+            Some(&batch.patch_valid),
+        )?;
+        let n = patches.dim(1)?;
+        let predicted = self.reconstruct.forward(&states.narrow(1, 1, n)?)?;
+        let mpm = masked_patch_mse(&predicted, &patches, &batch.patch_mask, &batch.patch_valid)?;
+
+        // Masked-symbol modelling.
+        let hidden = self
+            .online_towers
+            .symbol
+            .forward(&batch.mlm_input, &batch.token_valid)?;
+        let log_probs = candle_nn::ops::log_softmax(&self.mlm_head.forward(&hidden)?, D::Minus1)?;
+        let mlm = masked_token_ce(&log_probs, &batch.tokens, &batch.mlm_weight)?;
+
+        // Contrastive, on the unmasked views.
+        let (s, y) = self.online_towers.features(
+            &patches,
+            &batch.patch_valid,
+            &batch.tokens,
+            &batch.token_valid,
+        )?;
+        let (s_m, y_m) = self.momentum_towers.features(
+            &patches,
+            &batch.patch_valid,
+            &batch.tokens,
+            &batch.token_valid,
+        )?;
+        let (s_m, y_m) = (s_m.detach(), y_m.detach());
+        let s_all = Tensor::cat(&[&s_m, self.queue_series.as_tensor()], 0)?;
+        let y_all = Tensor::cat(&[&y_m, self.queue_symbol.as_tensor()], 0)?;
+        let temp = self.temperature.as_tensor().clamp(0.001f32, 0.5f32)?;
+        let s2y = info_nce_distilled(&s, &s_m, &y_all, &temp, alpha)?;
+        let y2s = info_nce_distilled(&y, &y_m, &s_all, &temp, alpha)?;
+        let itc = ((s2y + y2s)? / 2.0)?;
+
+        let total = ((&mpm * o.mpm_weight)? + (&mlm * o.mlm_weight)? + (&itc * o.itc_weight)?)?;
+        let scalar = |t: &Tensor| -> Result<f32> { t.to_scalar::<f32>() };
+        let losses = Losses {
+            total: scalar(&total)?,
+            mpm: scalar(&mpm)?,
+            mlm: scalar(&mlm)?,
+            itc: scalar(&itc)?,
+        };
+        Ok((total, losses, (s_m, y_m)))
+    }
+
+    /// After the optimiser step: clamp the temperature, move the momentum towers, enqueue.
+    pub fn after_step(&self, enqueue: &(Tensor, Tensor)) -> Result<()> {
+        self.clamp_temperature()?;
+        self.ema(self.objectives.momentum)?;
+        let ptr = self.queue_position()?;
+        Self::enqueue(&self.queue_series, ptr, &enqueue.0)?;
+        Self::enqueue(&self.queue_symbol, ptr, &enqueue.1)?;
+        let q = self.objectives.queue_size;
+        let next = (ptr + enqueue.0.dim(0)?) % q;
+        self.queue_ptr
+            .set(&Tensor::new(&[next as f32], self.queue_ptr.device())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::transformer::TransformerConfig;
+
+    pub fn tiny() -> ModelRecipe {
+        let t = TransformerConfig {
+            d_model: 16,
+            heads: 2,
+            d_ff: 32,
+            layers: 1,
+        };
+        ModelRecipe {
+            series: SeriesConfig {
+                length: 32,
+                patch: 8,
+                transformer: t.clone(),
+            },
+            symbol: SymbolConfig {
+                max_tokens: 12,
+                transformer: t,
+            },
+            proj_dim: 8,
+        }
+    }
+
+    fn batch(model: &SymTime) -> PairBatch {
+        let dev = Device::Cpu;
+        let cfg = &model.cfg;
+        let (b, n, l) = (4, cfg.series.patches(), cfg.series.length);
+        let series = Tensor::randn(0f32, 1.0, (b, l), &dev).unwrap();
+        let tok = crate::symbolic::tokens::Tokenizer::default();
+        let ids: Vec<u32> = ["(x0 + 1.5)", "sin(x1)", "((-2) * x0)", "exp(x0)"]
+            .iter()
+            .flat_map(|s| {
+                let mut v = tok.encode(s, 12).unwrap();
+                v.resize(12, crate::symbolic::tokens::PAD);
+                v
+            })
+            .collect();
+        let tokens = Tensor::from_vec(ids, (b, 12), &dev).unwrap();
+        let token_valid = tokens
+            .ne(crate::symbolic::tokens::PAD)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let mut mask = vec![0f32; b * n];
+        mask.iter_mut().step_by(2).for_each(|m| *m = 1.0);
+        PairBatch {
+            series,
+            patch_valid: Tensor::ones((b, n), DType::F32, &dev).unwrap(),
+            patch_mask: Tensor::from_vec(mask, (b, n), &dev).unwrap(),
+            mlm_input: tokens.clone(),
+            mlm_weight: token_valid.clone(),
+            tokens,
+            token_valid,
+        }
+    }
+
+    #[test]
+    fn shapes_and_every_trainable_variable_gets_a_gradient() {
+        let model = SymTime::new(
+            &tiny(),
+            &ObjectiveConfig {
+                queue_size: 6,
+                ..Default::default()
+            },
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mut rng = crate::rng::sample_rng(1, 0);
+        crate::model::layers::seeded_init(&model.online, &mut rng).unwrap();
+        model.init_state(&mut rng).unwrap();
+        let batch = batch(&model);
+        let patches = model.online_towers.series.patchify(&batch.series).unwrap();
+        assert_eq!(patches.dims(), &[4, 4, 8]);
+        let states = model
+            .online_towers
+            .series
+            .encode_patches(&patches, Some(&batch.patch_mask), None)
+            .unwrap();
+        assert_eq!(states.dims(), &[4, 5, 16]);
+        assert_eq!(
+            model
+                .online_towers
+                .symbol
+                .forward(&batch.tokens, &batch.token_valid)
+                .unwrap()
+                .dims(),
+            &[4, 12, 16]
+        );
+        let (loss, losses, (s_m, y_m)) = model.losses(&batch, 0.4).unwrap();
+        assert!(
+            losses.total.is_finite() && losses.mpm > 0.0 && losses.mlm > 0.0 && losses.itc > 0.0
+        );
+        assert_eq!(
+            (s_m.dims(), y_m.dims()),
+            (&[4usize, 8][..], &[4usize, 8][..])
+        );
+        let grads = loss.backward().unwrap();
+        let trainable = model.trainable();
+        assert!(trainable.len() > 30);
+        for (name, var) in trainable {
+            let g = grads
+                .get(&var)
+                .unwrap_or_else(|| panic!("{name} has no gradient"));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(norm > 0.0, "{name} has a zero gradient");
+        }
+        // The step moves the queue pointer by the batch size, wrapping at 6.
+        model.after_step(&(s_m.clone(), y_m.clone())).unwrap();
+        model.after_step(&(s_m, y_m)).unwrap();
+        assert_eq!(model.queue_position().unwrap(), 2);
+    }
+
+    #[test]
+    fn queue_writes_wrap_around() {
+        let dev = Device::Cpu;
+        let queue = Var::zeros((5, 2), DType::F32, &dev).unwrap();
+        let rows = Tensor::new(&[[1f32, 1.], [2., 2.], [3., 3.]], &dev).unwrap();
+        SymTime::enqueue(&queue, 3, &rows).unwrap();
+        let got = queue.as_tensor().to_vec2::<f32>().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                vec![3., 3.],
+                vec![0., 0.],
+                vec![0., 0.],
+                vec![1., 1.],
+                vec![2., 2.]
+            ]
+        );
+    }
+
+    #[test]
+    fn ema_moves_momentum_weights_towards_online_ones() {
+        let dev = Device::Cpu;
+        let model = SymTime::new(&tiny(), &ObjectiveConfig::default(), &dev).unwrap();
+        model.ema(0.0).unwrap();
+        let name = "series.patch_embed.weight";
+        let online = model.online.data().lock().unwrap()[name].clone();
+        let momentum = model.state.data().lock().unwrap()[&format!("momentum.{name}")].clone();
+        let before = momentum.as_tensor().copy().unwrap();
+        online.set(&(online.as_tensor() + 1.0).unwrap()).unwrap();
+        model.ema(0.75).unwrap();
+        let moved = (momentum.as_tensor() - &before)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(moved.iter().all(|d| (d - 0.25).abs() < 1e-6), "{moved:?}");
+    }
+}
