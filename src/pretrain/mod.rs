@@ -116,6 +116,7 @@ struct CheckpointMeta {
     recipe: PretrainRecipe,
 }
 
+#[derive(Debug)]
 pub struct PretrainSummary {
     pub first_step: usize,
     pub last_step: usize,

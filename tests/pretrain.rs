@@ -1,0 +1,159 @@
+//! Pretraining end to end on a small generated corpus.
+
+mod common;
+
+use s2kit::model::transformer::TransformerConfig;
+use s2kit::model::{SeriesConfig, SymbolConfig};
+use s2kit::pretrain::{
+    pretrain, ModelRecipe, ObjectiveConfig, PretrainRecipe, PretrainRequest, TrainConfig,
+};
+use std::path::{Path, PathBuf};
+
+fn recipe(steps: usize) -> PretrainRecipe {
+    let t = TransformerConfig {
+        d_model: 16,
+        heads: 2,
+        d_ff: 32,
+        layers: 1,
+    };
+    PretrainRecipe {
+        model: ModelRecipe {
+            series: SeriesConfig {
+                length: 64,
+                patch: 8,
+                transformer: t.clone(),
+            },
+            symbol: SymbolConfig {
+                max_tokens: 48,
+                transformer: t,
+            },
+            proj_dim: 8,
+        },
+        objectives: ObjectiveConfig {
+            queue_size: 40,
+            alpha_ramp_steps: 10,
+            ..Default::default()
+        },
+        train: TrainConfig {
+            batch_size: 8,
+            steps,
+            lr: 3e-3,
+            min_lr: 1e-4,
+            weight_decay: 1e-4,
+            warmup_steps: 5,
+            clip_norm: 1.0,
+            seed: 3,
+            checkpoint_every: 4,
+            shuffle_buffer: 64,
+            prefetch_batches: 2,
+        },
+    }
+}
+
+fn corpus(root: &Path) -> PathBuf {
+    let dir = root.join("corpus");
+    common::generate(&common::request(&dir, 120, 40, 2));
+    dir
+}
+
+fn request(recipe: PretrainRecipe, data: &Path, out: &Path) -> PretrainRequest {
+    PretrainRequest {
+        recipe,
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        resume: false,
+        stop_at: None,
+    }
+}
+
+fn metric_rows(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            // Drop the throughput column, which depends on timing.
+            l.rsplit_once(',').unwrap().0.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_few_steps_lower_the_loss_and_resume_is_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = corpus(tmp.path());
+    let full = tmp.path().join("full");
+    pretrain(&request(recipe(24), &data, &full), &|_| {}).unwrap();
+    let losses: Vec<f64> = metric_rows(&full)
+        .iter()
+        .map(|r| r.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
+    let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
+    assert!(last < first, "loss did not fall: {first} -> {last}");
+    for file in [
+        "encoder.json",
+        "encoder.safetensors",
+        "losses.png",
+        "recipe.toml",
+        "checkpoint/state.json",
+    ] {
+        assert!(full.join(file).exists(), "{file} missing");
+    }
+
+    // Interrupted after step 10 (last checkpoint at step 10), then resumed.
+    let split = tmp.path().join("split");
+    let mut req = request(recipe(24), &data, &split);
+    req.stop_at = Some(10);
+    pretrain(&req, &|_| {}).unwrap();
+    let again = pretrain(&req, &|_| {}).unwrap_err().to_string();
+    assert!(again.contains("--resume"), "{again}");
+    req.stop_at = None;
+    req.resume = true;
+    let summary = pretrain(&req, &|_| {}).unwrap();
+    assert_eq!(summary.first_step, 10);
+    assert_eq!(
+        metric_rows(&split),
+        metric_rows(&full),
+        "resumed steps differ from the uninterrupted run"
+    );
+
+    let mut changed = request(recipe(30), &data, &split);
+    changed.resume = true;
+    let err = pretrain(&changed, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("recipe differs"), "{err}");
+}
+
+#[test]
+fn a_corrupt_shard_is_named_in_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = corpus(tmp.path());
+    for i in 0..3 {
+        std::fs::write(data.join(format!("shard-00000{i}.h5")), b"garbage").unwrap();
+    }
+    let err = pretrain(&request(recipe(4), &data, &tmp.path().join("run")), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shard-00000") && err.contains("HDF5"), "{err}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_its_last_checkpoint_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = corpus(tmp.path());
+    let run = tmp.path().join("run");
+    let mut r = recipe(50);
+    r.train.lr = 1e30;
+    r.train.warmup_steps = 0;
+    r.train.checkpoint_every = 1;
+    let err = pretrain(&request(r, &data, &run), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("training stopped: the loss became"), "{err}");
+    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert!(
+        meta["step"].as_u64().unwrap() >= 1,
+        "a checkpoint from before the failure is kept"
+    );
+}
