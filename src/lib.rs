@@ -12,6 +12,7 @@ pub mod generate;
 pub mod inspect;
 pub mod model;
 pub mod ode;
+pub mod pipeline;
 pub mod plot;
 pub mod preset;
 pub mod pretrain;

@@ -218,3 +218,50 @@ fn a_killed_run_resumes_to_the_uninterrupted_corpus() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left behind");
 }
+
+#[test]
+fn the_pipeline_runs_from_one_recipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let pretrain = write(
+        d,
+        "tiny.toml",
+        "[model]\nproj_dim = 8\n[model.series]\nlength = 32\npatch = 8\n[model.series.transformer]\nd_model = 16\nheads = 2\nd_ff = 32\nlayers = 1\n\
+[model.symbol]\nmax_tokens = 32\n[model.symbol.transformer]\nd_model = 16\nheads = 2\nd_ff = 32\nlayers = 1\n[objectives]\nqueue_size = 32\n\
+[train]\nbatch_size = 8\nsteps = 4\nlr = 1e-3\nmin_lr = 1e-5\nweight_decay = 0.0\nwarmup_steps = 1\nclip_norm = 1.0\nseed = 0\ncheckpoint_every = 2\nshuffle_buffer = 16\nprefetch_batches = 2\n",
+    );
+    let preset = write(d, "preset.toml", "length = 32\n");
+    let out = d.join("run");
+    let recipe = write(
+        d,
+        "pipeline.toml",
+        &format!(
+            "out = \"{}\"\n[generate]\npreset = \"{preset}\"\nsamples = 60\nseed = 1\nshard_size = 30\n[pretrain]\nrecipe = \"{pretrain}\"\n\
+[transfer]\ndatasets = [\"{root}/data/ucr/ItalyPowerDemand\"]\nseeds = 1\nepochs = 2\nfcn_epochs = 1\n",
+            out.display()
+        ),
+    );
+    let result = s2kit(&["run", &recipe]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        stdout.contains("| ItalyPowerDemand |")
+            && stdout.contains("finetune")
+            && stdout.contains("FCN"),
+        "{stdout}"
+    );
+    for f in [
+        "summary.md",
+        "summary.json",
+        "corpus/manifest.json",
+        "pretrain/encoder.json",
+        "transfer/ItalyPowerDemand-linear.json",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+}

@@ -5,6 +5,7 @@ mod inspect;
 mod plot;
 mod pretrain;
 mod progress;
+mod run;
 mod transfer;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,7 @@ enum Command {
     Merge(generate::MergeArgs),
     Inspect(inspect::InspectArgs),
     Plot(plot::PlotArgs),
+    Run(run::RunArgs),
     Pretrain(pretrain::PretrainArgs),
     Transfer(transfer::TransferArgs),
 }
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => generate::merge(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Run(a) => run::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::Transfer(a) => transfer::run(a),
     }

@@ -25,9 +25,12 @@ pub struct TransferArgs {
     protocol: Protocol,
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Maximum epochs (training stops earlier when validation loss stops improving).
+    /// Maximum epochs (training stops earlier when the validation score stops improving).
     #[arg(long, default_value_t = FitConfig::default().max_epochs)]
     epochs: usize,
+    /// Stop after this many epochs without a better validation score.
+    #[arg(long, default_value_t = FitConfig::default().early_stop_patience)]
+    patience: usize,
     #[arg(long, default_value_t = FitConfig::default().batch_size)]
     batch_size: usize,
     #[arg(long, default_value_t = FitConfig::default().lr)]
@@ -53,6 +56,7 @@ pub fn run(a: TransferArgs) -> Result<()> {
             max_epochs: a.epochs,
             batch_size: a.batch_size,
             lr: a.lr,
+            early_stop_patience: a.patience,
             ..FitConfig::default()
         },
         val_fraction: a.val_fraction,

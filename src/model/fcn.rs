@@ -2,10 +2,10 @@
 //! (2018): three Conv1d blocks (128/256/128 filters, kernels 8/5/3, "same" padding) with batch
 //! norm and ReLU, then global average pooling. Univariate: one channel in, 128 features out.
 
-use super::layers::BatchNorm1d;
+use super::layers::{BatchNorm1d, Conv1d};
 use super::Encoder;
 use candle_core::{Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, Module, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -49,11 +49,10 @@ impl Fcn {
         let mut blocks = Vec::new();
         let mut in_channels = 1;
         for (i, (&filters, &kernel)) in cfg.filters.iter().zip(&cfg.kernels).enumerate() {
-            let conv = candle_nn::conv1d(
+            let conv = Conv1d::new(
                 in_channels,
                 filters,
                 kernel,
-                Conv1dConfig::default(),
                 vb.pp(format!("conv{}", i + 1)),
             )?;
             let bn = BatchNorm1d::new(filters, vb.pp(format!("bn{}", i + 1)), varmap)?;

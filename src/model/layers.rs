@@ -140,3 +140,118 @@ pub fn seeded_init(varmap: &VarMap, rng: &mut crate::rng::SampleRng) -> Result<(
     }
     Ok(())
 }
+
+/// 1-D convolution (stride 1, no dilation) as K shifted views and one matmul. candle 0.11.1's
+/// CPU `conv1d` computes wrong kernel gradients whenever batch > 1 and out_channels > 1 (it
+/// still returns non-zero gradients, so training silently stalls); every op used here has a
+/// correct backward pass, which the tests check against finite differences.
+pub struct Conv1d {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv1d {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let fan_in = (in_channels * kernel) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        Ok(Conv1d {
+            weight: vb.get_with_hints(
+                (out_channels, in_channels, kernel),
+                "weight",
+                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+            )?,
+            bias: vb.get_with_hints(
+                out_channels,
+                "bias",
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?,
+        })
+    }
+
+    /// [batch, in, length] → [batch, out, length − kernel + 1].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, l) = x.dims3()?;
+        let (o, _, k) = self.weight.dims3()?;
+        let out_len = l + 1 - k;
+        let shifted: Vec<Tensor> = (0..k)
+            .map(|j| x.narrow(2, j, out_len))
+            .collect::<Result<_>>()?;
+        let columns = Tensor::stack(&shifted, 2)?.reshape((b, c * k, out_len))?;
+        let y = self
+            .weight
+            .reshape((o, c * k))?
+            .broadcast_matmul(&columns)?;
+        y.broadcast_add(&self.bias.reshape((1, o, 1))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn conv1d_matches_candle_forward_and_finite_difference_gradients() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let conv =
+            Conv1d::new(2, 4, 5, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 2, 20), &dev).unwrap();
+        let reference = x
+            .conv1d(&conv.weight, 0, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&conv.bias.reshape((1, 4, 1)).unwrap())
+            .unwrap();
+        let diff = (conv.forward(&x).unwrap() - reference)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "forward differs by {diff}");
+
+        let weight = varmap.data().lock().unwrap()["weight"].clone();
+        let loss = |conv: &Conv1d| conv.forward(&x).unwrap().sqr().unwrap().sum_all().unwrap();
+        let grads = loss(&conv).backward().unwrap();
+        let analytic = grads
+            .get(&weight)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let base = weight
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for i in (0..base.len()).step_by(3) {
+            let value_at = |delta: f32| {
+                let mut w = base.clone();
+                w[i] += delta;
+                let probe = Conv1d {
+                    weight: Tensor::from_vec(w, (4, 2, 5), &dev).unwrap(),
+                    bias: conv.bias.clone(),
+                };
+                loss(&probe).to_scalar::<f32>().unwrap()
+            };
+            let numeric = (value_at(1e-2) - value_at(-1e-2)) / 2e-2;
+            assert!(
+                (analytic[i] - numeric).abs() <= 2e-3 * numeric.abs().max(10.0),
+                "weight {i}: {} vs {numeric}",
+                analytic[i]
+            );
+        }
+    }
+}

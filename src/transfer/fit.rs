@@ -1,7 +1,8 @@
 //! The supervised training loop shared by every protocol. Model selection uses only the
-//! validation split: the epoch with the lowest validation loss is restored at the end, the
-//! learning rate halves when that loss stops improving, and training stops early when it has
-//! not improved for a while. TEST is never seen here.
+//! validation split: the epoch with the highest validation accuracy (ties broken by the lower
+//! validation loss) is restored at the end, the learning rate halves when that criterion
+//! stops improving, and training stops early when it has not improved for a while. TEST is
+//! never seen here.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -27,12 +28,12 @@ impl Default for FitConfig {
         // Wang et al.'s FCN recipe (Adam, lr 1e-3, halve on plateau, batch 16), with early
         // stopping on the validation split so the budget fits 2 CPU cores.
         FitConfig {
-            max_epochs: 150,
+            max_epochs: 300,
             batch_size: 16,
             lr: 1e-3,
-            plateau_patience: 15,
+            plateau_patience: 30,
             min_lr: 1e-4,
-            early_stop_patience: 40,
+            early_stop_patience: 100,
         }
     }
 }
@@ -120,7 +121,7 @@ pub fn fit(
         },
     )?;
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
-    let mut best = (f64::INFINITY, 0.0, 0usize);
+    let mut best = (f64::INFINITY, -1.0, 0usize);
     let mut best_weights = snapshot(varmap)?;
     let (mut since_best, mut since_lr_change) = (0usize, 0usize);
     let mut epochs_run = 0;
@@ -140,7 +141,8 @@ pub fn fit(
                 "validation loss became {val_loss} at epoch {epoch}"
             )));
         }
-        if val_loss < best.0 - 1e-6 {
+        // best = (loss, accuracy, epoch)
+        if val_acc > best.1 + 1e-9 || (val_acc >= best.1 - 1e-9 && val_loss < best.0 - 1e-6) {
             best = (val_loss, val_acc, epoch);
             best_weights = snapshot(varmap)?;
             since_best = 0;
