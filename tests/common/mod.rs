@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+// Each test crate compiles this module and uses only some of it.
+#![allow(dead_code)]
 
 use s2kit::generate::{generate_corpus, GenerateRequest, Sample};
 use s2kit::preset::GeneratorConfig;
