@@ -3,6 +3,7 @@
 //! fine-tune, and the same architecture from scratch) next to an FCN from scratch, and print
 //! one table. Finished stages are kept, so rerunning an interrupted pipeline continues it.
 
+use crate::checks::read_toml;
 use crate::error::{Error, Result};
 use crate::generate::{generate_corpus, GenerateRequest};
 use crate::preset::GeneratorConfig;
@@ -54,18 +55,20 @@ pub struct PipelineRecipe {
 
 impl PipelineRecipe {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let recipe: PipelineRecipe = toml::from_str(&text).map_err(|e| Error::ConfigFile {
-            path: path.to_path_buf(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
-        if recipe.transfer.datasets.is_empty()
-            || recipe.transfer.seeds == 0
-            || recipe.generate.samples == 0
+        read_toml(path, PipelineRecipe::validate)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.transfer.datasets.is_empty()
+            || self.transfer.seeds == 0
+            || self.generate.samples == 0
         {
-            return Err(Error::ConfigFile { path: path.to_path_buf(), message: "transfer.datasets, transfer.seeds and generate.samples must not be empty or zero".into() });
+            return Err(Error::Config(
+                "transfer.datasets, transfer.seeds and generate.samples must not be empty or zero"
+                    .into(),
+            ));
         }
-        Ok(recipe)
+        Ok(())
     }
 }
 

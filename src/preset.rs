@@ -1,7 +1,7 @@
 //! Generator presets: the TOML files under `generators/`. Every key has the reference's
 //! default, unknown keys are errors, and `validate` rejects impossible values by name.
 
-use crate::checks::check_range;
+use crate::checks::{check_range, read_toml};
 use crate::error::{Error, Result};
 use crate::excitation::ExcitationConfig;
 use crate::ode::OdeConfig;
@@ -104,16 +104,7 @@ impl Default for GeneratorConfig {
 impl GeneratorConfig {
     /// Parses and validates a preset file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: GeneratorConfig = toml::from_str(&text).map_err(|e| Error::ConfigFile {
-            path: path.to_path_buf(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
-        cfg.validate().map_err(|e| Error::ConfigFile {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(cfg)
+        read_toml(path, GeneratorConfig::validate)
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -64,6 +64,30 @@ struct Inputs {
     methods: Vec<u8>,
 }
 
+impl Inputs {
+    /// The accepted sample built on these inputs, stored as f32.
+    fn into_sample(
+        self,
+        id: u64,
+        kind: SampleKind,
+        ode_system: u8,
+        outputs: &[Vec<f64>],
+        symbols: Vec<String>,
+        rejected: u32,
+    ) -> Sample {
+        Sample {
+            id,
+            kind,
+            ode_system,
+            inputs: self.values.iter().map(|x| to_f32(x)).collect(),
+            input_methods: self.methods,
+            outputs: outputs.iter().map(|y| to_f32(y)).collect(),
+            symbols,
+            rejected,
+        }
+    }
+}
+
 impl Generator {
     pub fn new(cfg: &GeneratorConfig) -> Result<Self> {
         cfg.validate()?;
@@ -147,18 +171,16 @@ impl Generator {
                     continue 'candidate;
                 };
                 symbols.push(tree.to_string());
-                outputs.push(to_f32(&y));
+                outputs.push(y);
             }
-            return Outcome::Accepted(Sample {
+            return Outcome::Accepted(inputs.into_sample(
                 id,
-                kind: SampleKind::Explicit,
-                ode_system: NOT_ODE,
-                inputs: inputs.values.iter().map(|x| to_f32(x)).collect(),
-                input_methods: inputs.methods,
-                outputs,
+                SampleKind::Explicit,
+                NOT_ODE,
+                &outputs,
                 symbols,
                 rejected,
-            });
+            ));
         }
         Outcome::Failed { id, rejected }
     }
@@ -181,16 +203,15 @@ impl Generator {
                 rejected += 1;
                 continue;
             };
-            return Outcome::Accepted(Sample {
+            let symbols = problem.rhs.iter().map(|f| f.to_string()).collect();
+            return Outcome::Accepted(forcing.into_sample(
                 id,
-                kind: SampleKind::Ode,
-                ode_system: system,
-                inputs: forcing.values.iter().map(|x| to_f32(x)).collect(),
-                input_methods: forcing.methods,
-                outputs: states.iter().map(|y| to_f32(y)).collect(),
-                symbols: problem.rhs.iter().map(|f| f.to_string()).collect(),
+                SampleKind::Ode,
+                system,
+                &states,
+                symbols,
                 rejected,
-            });
+            ));
         }
         Outcome::Failed { id, rejected }
     }

@@ -182,11 +182,17 @@ impl Conv1d {
         let (b, c, l) = x.dims3()?;
         let (o, _, k) = self.weight.dims3()?;
         let out_len = l + 1 - k;
-        let shifted: Vec<Tensor> = (0..k).map(|j| x.narrow(2, j, out_len)).collect::<Result<_>>()?;
+        let shifted: Vec<Tensor> = (0..k)
+            .map(|j| x.narrow(2, j, out_len))
+            .collect::<Result<_>>()?;
         // [b, c, k, out_len] → [c, k, b, out_len] → [c·k, b·out_len]
-        let columns = Tensor::stack(&shifted, 2)?.permute((1, 2, 0, 3))?.reshape((c * k, b * out_len))?;
+        let columns = Tensor::stack(&shifted, 2)?
+            .permute((1, 2, 0, 3))?
+            .reshape((c * k, b * out_len))?;
         let y = self.weight.reshape((o, c * k))?.matmul(&columns)?; // [o, b·out_len]
-        y.reshape((o, b, out_len))?.transpose(0, 1)?.broadcast_add(&self.bias.reshape((1, o, 1))?)
+        y.reshape((o, b, out_len))?
+            .transpose(0, 1)?
+            .broadcast_add(&self.bias.reshape((1, o, 1))?)
     }
 }
 

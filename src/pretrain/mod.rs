@@ -13,7 +13,7 @@ mod objectives;
 pub use loader::{Pair, PairStream};
 pub use model::{Losses, ModelRecipe, ObjectiveConfig, PairBatch, SymTime};
 
-use crate::checks::check_prob;
+use crate::checks::{check_prob, read_toml};
 use crate::error::{Error, Result};
 use crate::model::layers::seeded_init;
 use crate::model::{candle_err, export_encoder, EncoderConfig};
@@ -58,16 +58,7 @@ pub struct PretrainRecipe {
 
 impl PretrainRecipe {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let recipe: PretrainRecipe = toml::from_str(&text).map_err(|e| Error::ConfigFile {
-            path: path.to_path_buf(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
-        recipe.validate().map_err(|e| Error::ConfigFile {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(recipe)
+        read_toml(path, PretrainRecipe::validate)
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -197,14 +197,14 @@ pub fn run_transfer(
         }
         let on_epoch =
             |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
-        let (fit_report, predictions) = match req.protocol {
-            Protocol::Linear => linear_probe(
-                &model, &varmap, &train, &val, &test, req, &mut rng, &on_epoch,
-            )?,
-            Protocol::Scratch | Protocol::Finetune => full_training(
-                &model, &varmap, &train, &val, &test, req, &mut rng, &on_epoch,
-            )?,
-        };
+        let (fit_report, predictions) = train_and_score(
+            &model,
+            &varmap,
+            [&train, &val, &test],
+            req,
+            &mut rng,
+            &on_epoch,
+        )?;
         if seed == 0 {
             if let Some(dir) = &req.save_encoder {
                 save_encoder(dir, &encoder_cfg, &varmap)?;
@@ -233,22 +233,42 @@ fn split_tensors(p: &Prepared, device: &Device) -> Result<(Tensor, Tensor)> {
     to_tensors(&p.values, &p.labels, (p.n, p.channels, p.length), device).map_err(candle_err)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn full_training(
+/// Trains the classifier on `train`, selects on `val`, and predicts `test` once. Under the
+/// linear protocol the encoder is frozen: its features are computed once in eval mode and only
+/// the head trains; otherwise every weight trains on the raw inputs.
+fn train_and_score(
     model: &Classifier,
     varmap: &VarMap,
-    train: &Prepared,
-    val: &Prepared,
-    test: &Prepared,
+    [train, val, test]: [&Prepared; 3],
     req: &TransferRequest,
     rng: &mut crate::rng::SampleRng,
     on_epoch: &dyn Fn(usize, f64),
 ) -> Result<Outcome> {
     let device = Device::Cpu;
-    let (tx, ty) = split_tensors(train, &device)?;
-    let (vx, vy) = split_tensors(val, &device)?;
-    let logits = |x: &Tensor, t: bool| model.logits(x, t);
-    let vars = trainable_vars(varmap, "");
+    let frozen = req.protocol == Protocol::Linear;
+    let inputs = |p: &Prepared| -> Result<(Tensor, Tensor)> {
+        let (x, y) = split_tensors(p, &device)?;
+        if !frozen {
+            return Ok((x, y));
+        }
+        let mut parts = Vec::new();
+        for start in (0..p.n).step_by(256) {
+            let chunk = x
+                .narrow(0, start, (p.n - start).min(256))
+                .map_err(candle_err)?;
+            parts.push(model.features(&chunk, false).map_err(candle_err)?.detach());
+        }
+        Ok((Tensor::cat(&parts, 0).map_err(candle_err)?, y))
+    };
+    let logits = |x: &Tensor, train: bool| {
+        if frozen {
+            model.head.forward(x)
+        } else {
+            model.logits(x, train)
+        }
+    };
+    let vars = trainable_vars(varmap, if frozen { "head" } else { "" });
+    let ((tx, ty), (vx, vy)) = (inputs(train)?, inputs(val)?);
     let report = fit(
         &logits,
         vars,
@@ -260,55 +280,8 @@ fn full_training(
         on_epoch,
     )
     .map_err(candle_err)?;
-    let (sx, sy) = split_tensors(test, &device)?;
+    let (sx, sy) = inputs(test)?;
     let (_, _, predictions) =
         evaluate(&logits, &Batchable { x: &sx, y: &sy }).map_err(candle_err)?;
-    Ok((report, predictions))
-}
-
-/// Frozen encoder: features are computed once in eval mode, then only the head trains.
-#[allow(clippy::too_many_arguments)]
-fn linear_probe(
-    model: &Classifier,
-    varmap: &VarMap,
-    train: &Prepared,
-    val: &Prepared,
-    test: &Prepared,
-    req: &TransferRequest,
-    rng: &mut crate::rng::SampleRng,
-    on_epoch: &dyn Fn(usize, f64),
-) -> Result<Outcome> {
-    let device = Device::Cpu;
-    let features = |p: &Prepared| -> Result<(Tensor, Tensor)> {
-        let (x, y) = split_tensors(p, &device)?;
-        let mut parts = Vec::new();
-        for start in (0..p.n).step_by(256) {
-            let len = (p.n - start).min(256);
-            parts.push(
-                model
-                    .features(&x.narrow(0, start, len).map_err(candle_err)?, false)
-                    .map_err(candle_err)?
-                    .detach(),
-            );
-        }
-        Ok((Tensor::cat(&parts, 0).map_err(candle_err)?, y))
-    };
-    let (tf, ty) = features(train)?;
-    let (vf, vy) = features(val)?;
-    let head = |f: &Tensor, _: bool| model.head.forward(f);
-    let vars = trainable_vars(varmap, "head");
-    let report = fit(
-        &head,
-        vars,
-        varmap,
-        &Batchable { x: &tf, y: &ty },
-        &Batchable { x: &vf, y: &vy },
-        &req.fit,
-        rng,
-        on_epoch,
-    )
-    .map_err(candle_err)?;
-    let (sf, sy) = features(test)?;
-    let (_, _, predictions) = evaluate(&head, &Batchable { x: &sf, y: &sy }).map_err(candle_err)?;
     Ok((report, predictions))
 }
