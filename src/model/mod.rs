@@ -2,6 +2,7 @@
 //! trait, so the transfer harness treats the FCN and the pretrained patch transformer alike.
 
 mod fcn;
+pub mod fused;
 pub mod layers;
 mod series;
 mod symbol;

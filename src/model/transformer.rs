@@ -1,8 +1,10 @@
-//! Pre-LayerNorm transformer blocks (multi-head self-attention and a GELU MLP), built only
-//! from differentiable ops: candle-nn's fused `LayerNorm` and `softmax_last_dim` have no
-//! backward pass, so a model built on them silently trains a few of its parameters.
+//! Pre-LayerNorm transformer blocks (multi-head self-attention and a GELU MLP). candle-nn's
+//! fused `LayerNorm` and `softmax_last_dim` have no backward pass (a model built on them
+//! silently trains a few of its parameters), so normalisation and softmax use our fused ops
+//! with hand-written backward passes (`super::fused`).
 
-use candle_core::{Result, Tensor, D};
+use super::fused::{layer_normalize, softmax_last_dim};
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -49,11 +51,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centered.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        normed
+        layer_normalize(x, 1e-5)?
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
     }
@@ -93,7 +91,7 @@ impl Attention {
         if let Some(bias) = bias {
             scores = scores.broadcast_add(bias)?;
         }
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let weights = softmax_last_dim(&scores)?;
         let ctx = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.out.forward(&ctx)
     }
