@@ -65,6 +65,28 @@ impl EncoderConfig {
     }
 }
 
+/// Test helper: every variable has a gradient, and none is all zeros (a missing backward
+/// pass in candle shows up exactly like that).
+#[cfg(test)]
+pub(crate) fn assert_every_gradient_nonzero(
+    grads: &candle_core::backprop::GradStore,
+    vars: &[(String, candle_core::Var)],
+) {
+    for (name, var) in vars {
+        let g = grads
+            .get(var)
+            .unwrap_or_else(|| panic!("{name} has no gradient"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(norm > 0.0, "{name} has a zero gradient");
+    }
+}
+
 pub fn candle_err(e: candle_core::Error) -> Error {
     Error::Other(format!("tensor error: {e}"))
 }
@@ -143,17 +165,12 @@ mod tests {
             12,
             "3 × (conv weight, conv bias, bn weight, bn bias)"
         );
-        for v in &vars {
-            let g = grads.get(v).expect("variable has a gradient");
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(norm > 0.0, "zero gradient for a {:?} variable", v.shape());
-        }
+        let named: Vec<(String, candle_core::Var)> = vars
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("variable {i}"), v))
+            .collect();
+        assert_every_gradient_nonzero(&grads, &named);
     }
 
     #[test]

@@ -66,16 +66,8 @@ const A: [[f64; 6]; 7] = [
         11.0 / 84.0,
     ],
 ];
-/// Fifth-order weights (equal to the last row of A: first-same-as-last).
-const B5: [f64; 7] = [
-    35.0 / 384.0,
-    0.0,
-    500.0 / 1113.0,
-    125.0 / 192.0,
-    -2187.0 / 6784.0,
-    11.0 / 84.0,
-    0.0,
-];
+/// Fifth-order weights: the last row of A (first-same-as-last).
+const B5: [f64; 7] = [A[6][0], A[6][1], A[6][2], A[6][3], A[6][4], A[6][5], 0.0];
 /// Fourth-order embedded weights.
 const B4: [f64; 7] = [
     5179.0 / 57600.0,

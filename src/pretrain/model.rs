@@ -444,19 +444,7 @@ mod tests {
         let grads = loss.backward().unwrap();
         let trainable = model.trainable();
         assert!(trainable.len() > 30);
-        for (name, var) in trainable {
-            let g = grads
-                .get(&var)
-                .unwrap_or_else(|| panic!("{name} has no gradient"));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(norm > 0.0, "{name} has a zero gradient");
-        }
+        crate::model::assert_every_gradient_nonzero(&grads, &trainable);
         // The step moves the queue pointer by the batch size, wrapping at 6.
         model.after_step(&(s_m.clone(), y_m.clone())).unwrap();
         model.after_step(&(s_m, y_m)).unwrap();
