@@ -17,8 +17,9 @@ use s2kit::Result;
     version,
     about = "Synthetic series-symbol corpora for time-series foundation models",
     long_about = "Generate series-symbol corpora (inputs x, symbolic expressions f, outputs y = f(x), and \
-ODE-driven series) into HDF5 shards, inspect and plot them, and evaluate encoders on real UCR/UEA \
-classification sets."
+ODE-driven series) into HDF5 shards, inspect and plot them, pretrain a SymTime-style series-symbol \
+model on them, and evaluate encoders on real UCR/UEA classification sets. `s2kit run \
+recipes/quickstart.toml` does all of it."
 )]
 pub struct Cli {
     #[command(subcommand)]
