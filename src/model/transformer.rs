@@ -1,9 +1,9 @@
 //! Pre-LayerNorm transformer blocks (multi-head self-attention and a GELU MLP). candle-nn's
 //! fused `LayerNorm` and `softmax_last_dim` have no backward pass (a model built on them
-//! silently trains a few of its parameters), so normalisation and softmax use our fused ops
-//! with hand-written backward passes (`super::fused`).
+//! silently trains a few of its parameters), so normalisation, softmax and GELU use our fused
+//! ops with hand-written backward passes (`super::fused`).
 
-use super::fused::{layer_normalize, softmax_last_dim};
+use super::fused::{gelu, layer_normalize, softmax_last_dim};
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -120,7 +120,7 @@ impl Block {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?, bias)?)?;
         let h = self
             .fc2
-            .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu()?)?;
+            .forward(&gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
         x + h
     }
 }
