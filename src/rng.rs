@@ -30,6 +30,17 @@ pub fn sample_rng(seed: u64, index: u64) -> SampleRng {
     SampleRng::from_seed(key)
 }
 
+/// A draw from U(lo, hi), or lo itself when the range is a single point (configs are
+/// validated so that lo <= hi).
+pub fn uniform(rng: &mut SampleRng, [lo, hi]: [f64; 2]) -> f64 {
+    use rand::Rng;
+    if lo < hi {
+        rng.random_range(lo..hi)
+    } else {
+        lo
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

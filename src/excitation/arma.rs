@@ -4,7 +4,7 @@
 use super::Excitation;
 use crate::checks::check_range;
 use crate::error::{Error, Result};
-use crate::rng::SampleRng;
+use crate::rng::{uniform, SampleRng};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -95,14 +95,6 @@ impl ArmaConfig {
 
 pub struct Arma {
     cfg: ArmaConfig,
-}
-
-fn uniform(rng: &mut SampleRng, r: [f64; 2]) -> f64 {
-    if r[0] == r[1] {
-        r[0]
-    } else {
-        rng.random_range(r[0]..r[1])
-    }
 }
 
 impl Arma {

@@ -5,7 +5,7 @@
 use super::Excitation;
 use crate::checks::{check_prob, check_range};
 use crate::error::Result;
-use crate::rng::SampleRng;
+use crate::rng::{uniform, SampleRng};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -79,14 +79,6 @@ impl ImfConfig {
 
 pub struct Imf {
     cfg: ImfConfig,
-}
-
-fn uniform(rng: &mut SampleRng, r: [f64; 2]) -> f64 {
-    if r[0] >= r[1] {
-        r[0]
-    } else {
-        rng.random_range(r[0]..r[1])
-    }
 }
 
 fn rms(x: &[f64]) -> f64 {

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::excitation::ExcitationSampler;
 use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
-use crate::rng::{sample_rng, SampleRng};
+use crate::rng::{sample_rng, uniform, SampleRng};
 use crate::symbolic::{eval_series, TreeSampler};
 use rand::Rng;
 
@@ -214,14 +214,6 @@ impl Generator {
             ));
         }
         Outcome::Failed { id, rejected }
-    }
-}
-
-fn uniform(rng: &mut SampleRng, r: [f64; 2]) -> f64 {
-    if r[0] < r[1] {
-        rng.random_range(r[0]..r[1])
-    } else {
-        r[0]
     }
 }
 

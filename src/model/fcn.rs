@@ -78,8 +78,4 @@ impl Encoder for Fcn {
     fn feature_dim(&self) -> usize {
         self.features
     }
-
-    fn input_length(&self) -> Option<usize> {
-        None
-    }
 }

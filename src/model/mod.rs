@@ -24,8 +24,6 @@ pub trait Encoder {
     /// dropout where the model has them.
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor>;
     fn feature_dim(&self) -> usize;
-    /// The length the encoder needs, if it has a fixed one.
-    fn input_length(&self) -> Option<usize>;
 }
 
 /// Which encoder, with its hyperparameters; stored as `encoder.json` beside its weights.
@@ -52,6 +50,14 @@ impl EncoderConfig {
             }
         };
         Ok(encoder)
+    }
+
+    /// The window length the encoder needs, if it has a fixed one.
+    pub fn input_length(&self) -> Option<usize> {
+        match self {
+            EncoderConfig::Fcn(_) => None,
+            EncoderConfig::PatchTransformer(cfg) => Some(cfg.length),
+        }
     }
 
     /// The config of a saved encoder directory.

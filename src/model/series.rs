@@ -135,8 +135,4 @@ impl Encoder for SeriesEncoder {
     fn feature_dim(&self) -> usize {
         self.cfg.transformer.d_model
     }
-
-    fn input_length(&self) -> Option<usize> {
-        Some(self.cfg.length)
-    }
 }

@@ -2,10 +2,9 @@
 //! side is an expression tree, so the stored symbol is exactly the system that was integrated.
 //! Parameters are rounded to three significant digits so the symbols stay readable.
 
-use super::OdeProblem;
-use crate::rng::SampleRng;
+use super::{three_digits, OdeProblem};
+use crate::rng::{uniform, SampleRng};
 use crate::symbolic::{Expr, UnaryOp};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// The catalogue, in the order of their `ode_system` codes (1-based; 0 is a random system).
@@ -46,11 +45,9 @@ impl System {
     }
 }
 
-/// A uniform draw rounded to 3 significant digits through its decimal text, so that the value
-/// printed in the symbol parses back to exactly the value used.
+/// A uniform draw, rounded to three significant digits.
 fn param(rng: &mut SampleRng, lo: f64, hi: f64) -> f64 {
-    let v: f64 = rng.random_range(lo..hi);
-    format!("{v:.2e}").parse().expect("formatted float parses")
+    three_digits(uniform(rng, [lo, hi]))
 }
 
 fn c(v: f64) -> Expr {
@@ -69,8 +66,8 @@ pub fn build(system: System, rng: &mut SampleRng) -> OdeProblem {
             let omega = param(rng, 0.5, 3.0);
             let zeta = param(rng, 0.01, 0.5);
             let amp = param(rng, 0.2, 2.0);
-            let two_zeta_omega: f64 = format!("{:.2e}", 2.0 * zeta * omega).parse().unwrap();
-            let omega_sq: f64 = format!("{:.2e}", omega * omega).parse().unwrap();
+            let two_zeta_omega = three_digits(2.0 * zeta * omega);
+            let omega_sq = three_digits(omega * omega);
             OdeProblem {
                 rhs: vec![
                     y(1),

@@ -19,6 +19,12 @@ use rand::Rng;
 use rand_distr::{weighted::WeightedIndex, Distribution};
 use serde::{Deserialize, Serialize};
 
+/// `v` rounded to three significant digits through its decimal text, so the value printed in a
+/// symbol parses back to exactly the value integrated.
+pub(crate) fn three_digits(v: f64) -> f64 {
+    format!("{v:.2e}").parse().expect("formatted float parses")
+}
+
 /// One initial-value problem.
 #[derive(Clone, Debug)]
 pub struct OdeProblem {

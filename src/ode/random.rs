@@ -2,10 +2,10 @@
 //! the same sampler as explicit expressions; the linear damping term keeps a useful share of
 //! draws bounded (the rest are rejected by validation).
 
-use super::OdeProblem;
+use super::{three_digits, OdeProblem};
 use crate::checks::{check_prob, check_range};
 use crate::error::Result;
-use crate::rng::SampleRng;
+use crate::rng::{uniform, SampleRng};
 use crate::symbolic::{Expr, TreeSampler, Var};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -52,12 +52,7 @@ impl RandomRhsConfig {
 }
 
 fn rounded(rng: &mut SampleRng, r: [f64; 2]) -> f64 {
-    let v = if r[0] < r[1] {
-        rng.random_range(r[0]..r[1])
-    } else {
-        r[0]
-    };
-    format!("{v:.2e}").parse().expect("formatted float parses")
+    three_digits(uniform(rng, r))
 }
 
 pub fn build(cfg: &RandomRhsConfig, trees: &TreeSampler, rng: &mut SampleRng) -> OdeProblem {

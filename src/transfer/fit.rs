@@ -4,7 +4,7 @@
 //! stops improving, and training stops early when it has not improved for a while. TEST is
 //! never seen here.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -180,5 +180,5 @@ pub fn to_tensors(
     let x = Tensor::from_slice(values, shape, device)?;
     let y: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
     let y = Tensor::from_vec(y, labels.len(), device)?;
-    Ok((x.to_dtype(DType::F32)?, y))
+    Ok((x, y))
 }

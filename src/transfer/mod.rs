@@ -168,9 +168,7 @@ pub fn run_transfer(
     let classes = dataset.train.class_names.len();
     let channels = dataset.train.n_channels();
     // The preprocessing length comes from TRAIN (or the encoder), never from TEST.
-    let probe = build_classifier(&encoder_cfg, channels, classes, &VarMap::new(), &device)?;
-    let length = probe
-        .encoder
+    let length = encoder_cfg
         .input_length()
         .unwrap_or(dataset.train.max_length());
     let train_all = prepare(&dataset.train, length);
