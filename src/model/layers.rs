@@ -96,6 +96,41 @@ impl BatchNorm1d {
     }
 }
 
+/// A linear layer like `candle_nn::linear` (same weight names and initialisation) whose bias
+/// add is the fused `add_bias`: candle's backward of `broadcast_add` sums the bias gradient
+/// with a strided reduction that cost more than the layer's matrix products.
+pub struct Linear {
+    product: candle_nn::Linear,
+    bias: Tensor,
+}
+
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get_with_hints(
+        (out_dim, in_dim),
+        "weight",
+        candle_nn::init::DEFAULT_KAIMING_NORMAL,
+    )?;
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let bias = vb.get_with_hints(
+        out_dim,
+        "bias",
+        Init::Uniform {
+            lo: -bound,
+            up: bound,
+        },
+    )?;
+    Ok(Linear {
+        product: candle_nn::Linear::new(weight, None),
+        bias,
+    })
+}
+
+impl candle_nn::Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        super::fused::add_bias(&self.product.forward(x)?, &self.bias)
+    }
+}
+
 /// Re-draws every randomly initialised variable from `rng`, in name order: weights of rank 2
 /// or more from Kaiming normal (fan-in, ReLU gain), vectors from U(±1/sqrt(fan-in)) of the
 /// sibling weight. candle's CPU backend cannot be seeded, so this is what makes a training

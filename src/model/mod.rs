@@ -3,6 +3,7 @@
 
 mod fcn;
 pub mod fused;
+mod fused_attention;
 pub mod layers;
 mod series;
 mod symbol;

@@ -3,10 +3,11 @@
 //! positions; pre-LN transformer blocks. Masked patches are replaced by a learned mask
 //! embedding (masked-patch modelling).
 
-use super::transformer::{key_padding_bias, Transformer, TransformerConfig};
+use super::layers::{linear, Linear};
+use super::transformer::{Transformer, TransformerConfig};
 use super::Encoder;
 use candle_core::{Result, Tensor, D};
-use candle_nn::{Init, Linear, Module, VarBuilder};
+use candle_nn::{Init, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -56,7 +57,7 @@ impl SeriesEncoder {
     pub fn new(cfg: &SeriesConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.transformer.d_model;
         Ok(SeriesEncoder {
-            patch_embed: candle_nn::linear(cfg.patch, d, vb.pp("patch_embed"))?,
+            patch_embed: linear(cfg.patch, d, vb.pp("patch_embed"))?,
             cls: vb.get_with_hints(d, "cls_token", Init::Const(0.0))?,
             mask_embed: vb.get_with_hints(
                 d,
@@ -108,14 +109,11 @@ impl SeriesEncoder {
         let cls = self.cls.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
         let tokens =
             Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.positions.unsqueeze(0)?)?;
-        let bias = match valid {
-            Some(v) => Some(key_padding_bias(&Tensor::cat(
-                &[&v.narrow(1, 0, 1)?.ones_like()?, v],
-                1,
-            )?)?),
+        let key_mask = match valid {
+            Some(v) => Some(Tensor::cat(&[&v.narrow(1, 0, 1)?.ones_like()?, v], 1)?),
             None => None,
         };
-        self.transformer.forward(&tokens, bias.as_ref())
+        self.transformer.forward(&tokens, key_mask.as_ref())
     }
 
     pub fn config(&self) -> &SeriesConfig {

@@ -2,7 +2,7 @@
 //! over tokenized expressions; the [CLS] state (position 0) is the symbol's feature. Trained
 //! from scratch with its own vocabulary (`symbolic::tokens`).
 
-use super::transformer::{key_padding_bias, Transformer, TransformerConfig};
+use super::transformer::{Transformer, TransformerConfig};
 use crate::symbolic::tokens::vocab_size;
 use candle_core::{Result, Tensor};
 use candle_nn::{Embedding, Init, Module, VarBuilder};
@@ -65,6 +65,6 @@ impl SymbolEncoder {
             .embed
             .forward(ids)?
             .broadcast_add(&self.positions.narrow(0, 0, t)?.unsqueeze(0)?)?;
-        self.transformer.forward(&x, Some(&key_padding_bias(mask)?))
+        self.transformer.forward(&x, Some(mask))
     }
 }

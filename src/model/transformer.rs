@@ -1,11 +1,14 @@
 //! Pre-LayerNorm transformer blocks (multi-head self-attention and a GELU MLP). candle-nn's
 //! fused `LayerNorm` and `softmax_last_dim` have no backward pass (a model built on them
-//! silently trains a few of its parameters), so normalisation, softmax and GELU use our fused
-//! ops with hand-written backward passes (`super::fused`).
+//! silently trains a few of its parameters), so LayerNorm, attention, GELU and the bias adds
+//! are our fused ops with hand-written backward passes (`super::fused`,
+//! `super::fused_attention`).
 
-use super::fused::{gelu, layer_normalize, softmax_last_dim};
+use super::fused::{gelu, layer_norm};
+use super::fused_attention::attention;
+use super::layers::{linear, Linear};
 use candle_core::{Result, Tensor};
-use candle_nn::{Init, Linear, Module, VarBuilder};
+use candle_nn::{Init, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -51,9 +54,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_normalize(x, 1e-5)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        layer_norm(x, &self.weight, &self.bias, 1e-5)
     }
 }
 
@@ -66,34 +67,17 @@ pub struct Attention {
 impl Attention {
     pub fn new(cfg: &TransformerConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Attention {
-            qkv: candle_nn::linear(cfg.d_model, 3 * cfg.d_model, vb.pp("qkv"))?,
-            out: candle_nn::linear(cfg.d_model, cfg.d_model, vb.pp("out"))?,
+            qkv: linear(cfg.d_model, 3 * cfg.d_model, vb.pp("qkv"))?,
+            out: linear(cfg.d_model, cfg.d_model, vb.pp("out"))?,
             heads: cfg.heads,
         })
     }
 
-    /// `x`: [batch, tokens, d]; `bias`: additive attention bias broadcastable to
-    /// [batch, heads, tokens, tokens] (0 for visible keys, a large negative for padding).
-    pub fn forward(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let dh = d / self.heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((b, t, 3, self.heads, dh))?
-            .permute((2, 0, 3, 1, 4))?;
-        let (q, k, v) = (
-            qkv.get(0)?.contiguous()?,
-            qkv.get(1)?.contiguous()?,
-            qkv.get(2)?.contiguous()?,
-        );
-        let mut scores = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let weights = softmax_last_dim(&scores)?;
-        let ctx = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out.forward(&ctx)
+    /// `x`: [batch, tokens, d]; `key_bias`: additive attention bias [batch, tokens] (0 for
+    /// visible keys, a large negative for padding).
+    pub fn forward(&self, x: &Tensor, key_bias: &Tensor) -> Result<Tensor> {
+        let merged = attention(&self.qkv.forward(x)?, key_bias, self.heads)?;
+        self.out.forward(&merged)
     }
 }
 
@@ -111,13 +95,13 @@ impl Block {
             norm1: LayerNorm::new(cfg.d_model, vb.pp("norm1"))?,
             attn: Attention::new(cfg, vb.pp("attn"))?,
             norm2: LayerNorm::new(cfg.d_model, vb.pp("norm2"))?,
-            fc1: candle_nn::linear(cfg.d_model, cfg.d_ff, vb.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(cfg.d_ff, cfg.d_model, vb.pp("mlp.fc2"))?,
+            fc1: linear(cfg.d_model, cfg.d_ff, vb.pp("mlp.fc1"))?,
+            fc2: linear(cfg.d_ff, cfg.d_model, vb.pp("mlp.fc2"))?,
         })
     }
 
-    pub fn forward(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.norm1.forward(x)?, bias)?)?;
+    pub fn forward(&self, x: &Tensor, key_bias: &Tensor) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?, key_bias)?)?;
         let h = self
             .fc2
             .forward(&gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
@@ -142,17 +126,22 @@ impl Transformer {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    /// `x` [batch, tokens, d]; `key_mask` [batch, tokens], 1 for tokens, 0 for padding (or
+    /// `None`: no padding).
+    pub fn forward(&self, x: &Tensor, key_mask: Option<&Tensor>) -> Result<Tensor> {
+        let key_bias = match key_mask {
+            Some(mask) => key_padding_bias(mask)?,
+            None => Tensor::zeros(x.dims()[..2].to_vec(), x.dtype(), x.device())?,
+        };
         let mut h = x.clone();
         for block in &self.blocks {
-            h = block.forward(&h, bias)?;
+            h = block.forward(&h, &key_bias)?;
         }
         self.norm.forward(&h)
     }
 }
 
 /// Additive attention bias from a key mask [batch, tokens] of 1 (visible) / 0 (padding).
-pub fn key_padding_bias(mask: &Tensor) -> Result<Tensor> {
-    let (b, t) = mask.dims2()?;
-    ((mask.ones_like()? - mask)? * -1e9)?.reshape((b, 1, 1, t))
+fn key_padding_bias(mask: &Tensor) -> Result<Tensor> {
+    (mask.ones_like()? - mask)? * -1e9
 }

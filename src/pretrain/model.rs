@@ -13,6 +13,7 @@
 //! the online weights by EMA after every optimiser step.
 
 use super::objectives::{info_nce_distilled, masked_patch_mse, masked_token_ce};
+use crate::model::layers::{self, linear};
 use crate::model::{instance_norm, SeriesConfig, SeriesEncoder, SymbolConfig, SymbolEncoder};
 use crate::symbolic::tokens::vocab_size;
 use candle_core::{DType, Device, IndexOp, Result, Tensor, Var, D};
@@ -89,8 +90,8 @@ pub struct Losses {
 struct Towers {
     series: SeriesEncoder,
     symbol: SymbolEncoder,
-    series_proj: Linear,
-    symbol_proj: Linear,
+    series_proj: layers::Linear,
+    symbol_proj: layers::Linear,
 }
 
 impl Towers {
@@ -98,12 +99,12 @@ impl Towers {
         Ok(Towers {
             series: SeriesEncoder::new(&cfg.series, vb.pp("series"))?,
             symbol: SymbolEncoder::new(&cfg.symbol, vb.pp("symbol"))?,
-            series_proj: candle_nn::linear(
+            series_proj: linear(
                 cfg.series.transformer.d_model,
                 cfg.proj_dim,
                 vb.pp("series_proj"),
             )?,
-            symbol_proj: candle_nn::linear(
+            symbol_proj: linear(
                 cfg.symbol.transformer.d_model,
                 cfg.proj_dim,
                 vb.pp("symbol_proj"),
@@ -145,7 +146,7 @@ pub struct SymTime {
     online_towers: Towers,
     momentum_towers: Towers,
     reconstruct: Linear,
-    mlm_head: Linear,
+    mlm_head: layers::Linear,
     temperature: Var,
     queue_series: Var,
     queue_symbol: Var,
@@ -163,7 +164,7 @@ impl SymTime {
             cfg.series.patch,
             vb.pp("reconstruct"),
         )?;
-        let mlm_head = candle_nn::linear(
+        let mlm_head = linear(
             cfg.symbol.transformer.d_model,
             vocab_size(),
             vb.pp("mlm_head"),

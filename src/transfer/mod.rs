@@ -16,13 +16,14 @@ pub use report::{print_report, SeedResult, TransferReport};
 
 use crate::data::{prepare, stratified_split, Prepared, TsDataset};
 use crate::error::{Error, Result};
+use crate::model::layers::Linear;
 use crate::model::layers::{seeded_init, trainable_vars};
 use crate::model::{
     candle_err, load_encoder_weights, save_encoder, Encoder, EncoderConfig, FcnConfig,
 };
 use crate::rng::sample_rng;
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use fit::{evaluate, to_tensors, Batchable};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -123,8 +124,9 @@ fn build_classifier(
 ) -> Result<Classifier> {
     let encoder = cfg.build(varmap, device)?;
     let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-    let head = candle_nn::linear(channels * encoder.feature_dim(), classes, vb.pp("head"))
-        .map_err(candle_err)?;
+    let head =
+        crate::model::layers::linear(channels * encoder.feature_dim(), classes, vb.pp("head"))
+            .map_err(candle_err)?;
     Ok(Classifier { encoder, head })
 }
 
