@@ -1,13 +1,17 @@
 //! Fused CPU kernels with hand-written backward passes, for the ops that dominate a small
-//! transformer's step: LayerNorm, the bias add of a linear layer and the tanh-approximated
-//! GELU. Each forward is one pass over contiguous memory (instead of several elementwise ops,
-//! each with its temporaries and its node in the backward graph); each backward is the closed
-//! form. candle's own backward of a broadcast add sums the gradient with a strided reduction
-//! that took 30% of a pretraining step; here the bias gradient is a column sum over
-//! contiguous rows. On other devices every op falls back to the differentiable composition,
-//! which the tests also use as the reference (values and gradients).
+//! transformer's step: linear layers, LayerNorm and the tanh-approximated GELU.
+//!
+//! Why: every candle graph node costs a zero-filled gradient buffer and an add in the backward
+//! pass, on top of its forward temporaries. A linear layer is one node here instead of five
+//! (two reshapes, a transpose, the product, the bias add), and its bias gradient is a column
+//! sum over contiguous rows; candle sums a broadcast add's gradient with a strided reduction
+//! that took 30% of a pretraining step. Each backward is the closed form. On other devices
+//! every op falls back to the differentiable composition, which the tests also use as the
+//! reference (values and gradients).
 
+use super::gemm::{gemm, View};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
+use candle_nn::Module;
 
 /// The rows of a contiguous f32 tensor, or an error naming the op.
 fn rows<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
@@ -59,14 +63,116 @@ fn column_sums(x: &[f32], width: usize) -> Vec<f32> {
     sums
 }
 
-struct AddBias;
-struct ColumnSums;
+struct LinearOp;
+struct LinearInputGrad;
+struct LinearParamGrads;
 
-impl CustomOp2 for AddBias {
+/// (out, in) of a weight matrix, checked against the input width.
+fn weight_dims(name: &str, layout: &Layout, width: usize) -> Result<(usize, usize)> {
+    match layout.dims() {
+        &[out, inp] if inp == width => Ok((out, inp)),
+        dims => candle_core::bail!("{name}: weight {dims:?} does not take inputs of width {width}"),
+    }
+}
+
+impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
-        "add-bias"
+        "linear"
     }
 
+    /// y = x·Wᵀ + b over the rows of x.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, width) = rows(self.name(), s1, l1)?;
+        let (out, _) = weight_dims(self.name(), l2, width)?;
+        let (w, _) = rows(self.name(), s2, l2)?;
+        let bias = vector(self.name(), s3, l3, out)?;
+        let n = x.len() / width;
+        let mut y = vec![0f32; n * out];
+        gemm(
+            &mut y,
+            View::matrix(n, out),
+            x,
+            View::matrix(n, width),
+            w,
+            View::matrix(out, width).t(),
+            1.0,
+            rayon::current_num_threads(),
+        );
+        for row in y.chunks_exact_mut(out) {
+            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+        }
+        let mut dims = l1.dims().to_vec();
+        *dims.last_mut().expect("rows() checked the rank") = out;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let grad_x = grad.apply_op2_no_bwd(weight, &LinearInputGrad)?;
+        let (out, width) = weight.dims2()?;
+        let params = x.apply_op2_no_bwd(&grad, &LinearParamGrads)?;
+        Ok((
+            Some(grad_x),
+            Some(params.narrow(0, 0, out * width)?.reshape((out, width))?),
+            Some(params.narrow(0, out * width, out)?),
+        ))
+    }
+}
+
+impl CustomOp2 for LinearInputGrad {
+    fn name(&self) -> &'static str {
+        "linear-input-grad"
+    }
+
+    /// dx = g·W.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, out) = rows(self.name(), s1, l1)?;
+        let (w, width) = rows(self.name(), s2, l2)?;
+        let n = g.len() / out;
+        let mut dx = vec![0f32; n * width];
+        gemm(
+            &mut dx,
+            View::matrix(n, width),
+            g,
+            View::matrix(n, out),
+            w,
+            View::matrix(out, width),
+            1.0,
+            rayon::current_num_threads(),
+        );
+        let mut dims = l1.dims().to_vec();
+        *dims.last_mut().expect("rows() checked the rank") = width;
+        Ok((CpuStorage::F32(dx), Shape::from(dims)))
+    }
+}
+
+impl CustomOp2 for LinearParamGrads {
+    fn name(&self) -> &'static str {
+        "linear-param-grads"
+    }
+
+    /// dW = gᵀ·x and db = Σ_rows g, as one flat vector (dW's rows, then db).
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -75,43 +181,31 @@ impl CustomOp2 for AddBias {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, width) = rows(self.name(), s1, l1)?;
-        let bias = vector(self.name(), s2, l2, width)?;
-        let mut out = x.to_vec();
-        for row in out.chunks_exact_mut(width) {
-            row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
-        }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _x: &Tensor,
-        _bias: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let bias_grad = grad.contiguous()?.apply_op1_no_bwd(&ColumnSums)?;
-        Ok((Some(grad.clone()), Some(bias_grad)))
+        let (g, out) = rows(self.name(), s2, l2)?;
+        let n = x.len() / width;
+        let mut params = vec![0f32; out * width + out];
+        gemm(
+            &mut params,
+            View::matrix(out, width),
+            g,
+            View::matrix(n, out).t(),
+            x,
+            View::matrix(n, width),
+            1.0,
+            rayon::current_num_threads(),
+        );
+        params[out * width..].copy_from_slice(&column_sums(g, out));
+        Ok((CpuStorage::F32(params), Shape::from(out * width + out)))
     }
 }
 
-impl candle_core::CustomOp1 for ColumnSums {
-    fn name(&self) -> &'static str {
-        "column-sums"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, width) = rows(self.name(), storage, layout)?;
-        Ok((CpuStorage::F32(column_sums(x, width)), Shape::from(width)))
-    }
-}
-
-/// `x + bias` with `bias` [width] added to every row of `x` [.., width].
-pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+/// x·Wᵀ + b over the last dimension of `x` (`weight` [out, in], `bias` [out]).
+pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() {
-        return x.broadcast_add(bias);
+        return candle_nn::Linear::new(weight.clone(), Some(bias.clone())).forward(x);
     }
-    x.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
+    x.contiguous()?
+        .apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp)
 }
 
 /// Mean and 1/sqrt(var + eps) of one row.
@@ -384,11 +478,15 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn fused_bias_add_matches_broadcast_add() {
+    fn fused_linear_matches_candles_linear() {
         check(
-            &[randn(&[4, 6, 9], 1.0), randn(&[9], 1.0)],
-            |t| add_bias(&t[0], &t[1]),
-            |t| t[0].broadcast_add(&t[1]),
+            &[
+                randn(&[4, 6, 9], 1.0),
+                randn(&[5, 9], 1.0),
+                randn(&[5], 1.0),
+            ],
+            |t| linear(&t[0], &t[1], &t[2]),
+            |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
         );
     }
 
@@ -416,8 +514,14 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_bias_of_the_wrong_length_is_an_error() {
-        let err = add_bias(&randn(&[2, 3], 1.0), &randn(&[4], 1.0)).unwrap_err();
-        assert!(err.to_string().contains("expected a vector of 3"), "{err}");
+    fn mismatched_linear_shapes_are_errors() {
+        let x = randn(&[2, 3], 1.0);
+        let err = linear(&x, &randn(&[4, 5], 1.0), &randn(&[4], 1.0)).unwrap_err();
+        assert!(
+            err.to_string().contains("does not take inputs of width 3"),
+            "{err}"
+        );
+        let err = linear(&x, &randn(&[4, 3], 1.0), &randn(&[5], 1.0)).unwrap_err();
+        assert!(err.to_string().contains("expected a vector of 4"), "{err}");
     }
 }

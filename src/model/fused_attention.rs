@@ -9,78 +9,9 @@
 //! Batch elements run in parallel on rayon's pool. On other devices, the candle composition.
 
 use super::fused::softmax_in_place;
+use super::gemm::{gemm, View};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-
-/// A strided matrix inside a slice: element (r, c) is at `offset + r·row_stride + c·col_stride`.
-#[derive(Clone, Copy)]
-struct View {
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl View {
-    fn row_major(offset: usize, rows: usize, cols: usize, row_stride: usize) -> View {
-        View {
-            offset,
-            rows,
-            cols,
-            row_stride,
-            col_stride: 1,
-        }
-    }
-
-    fn t(self) -> View {
-        View {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-
-    /// One past the last element the view touches.
-    fn end(&self) -> usize {
-        self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
-    }
-}
-
-/// `dst = scale · a · b`, through the `gemm` crate candle itself uses. The extents are checked
-/// here, and the borrow rules keep `dst` apart from `a` and `b`, which makes the call sound.
-fn gemm(dst: &mut [f32], d: View, a: &[f32], av: View, b: &[f32], bv: View, scale: f32) {
-    assert!(d.rows == av.rows && d.cols == bv.cols && av.cols == bv.rows);
-    assert!(d.end() <= dst.len() && av.end() <= a.len() && bv.end() <= b.len());
-    let stride = |s: usize| s as isize;
-    // SAFETY: every element of the three views lies inside its slice (checked above), and
-    // `dst` is borrowed mutably, so it cannot overlap `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            d.rows,
-            d.cols,
-            av.cols,
-            dst.as_mut_ptr().add(d.offset),
-            stride(d.col_stride),
-            stride(d.row_stride),
-            false,
-            a.as_ptr().add(av.offset),
-            stride(av.col_stride),
-            stride(av.row_stride),
-            b.as_ptr().add(bv.offset),
-            stride(bv.col_stride),
-            stride(bv.row_stride),
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
 
 /// The geometry of one call: `tokens` rows of the packed [q | k | v] layout per batch element.
 #[derive(Clone, Copy)]
@@ -119,7 +50,7 @@ impl Heads {
     fn probabilities(&self, p: &mut [f32], qkv: &[f32], key_bias: &[f32], h: usize) {
         let [q, k, _] = self.qkv(h);
         let scale = 1.0 / (self.head_dim() as f32).sqrt();
-        gemm(p, self.square(), qkv, q, qkv, k.t(), scale);
+        gemm(p, self.square(), qkv, q, qkv, k.t(), scale, 1);
         for row in p.chunks_exact_mut(self.tokens) {
             row.iter_mut().zip(key_bias).for_each(|(s, b)| *s += b);
             softmax_in_place(row);
@@ -195,7 +126,7 @@ impl CustomOp2 for Attention {
                 let mut p = vec![0f32; t * t];
                 for h in 0..g.heads {
                     g.probabilities(&mut p, qkv, bias, h);
-                    gemm(out, g.merged(h), &p, g.square(), qkv, g.qkv(h)[2], 1.0);
+                    gemm(out, g.merged(h), &p, g.square(), qkv, g.qkv(h)[2], 1.0, 1);
                 }
             });
         Ok((CpuStorage::F32(out), Shape::from((batch, t, d))))
@@ -254,16 +185,16 @@ impl CustomOp3 for AttentionBackward {
                     let [q, k, v] = g.qkv(h);
                     let d_out = g.merged(h);
                     g.probabilities(&mut p, qkv, bias, h);
-                    gemm(dqkv, v, &p, g.square().t(), grad, d_out, 1.0);
-                    gemm(&mut dp, g.square(), grad, d_out, qkv, v.t(), 1.0);
+                    gemm(dqkv, v, &p, g.square().t(), grad, d_out, 1.0, 1);
+                    gemm(&mut dp, g.square(), grad, d_out, qkv, v.t(), 1.0, 1);
                     for (dp, p) in dp.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                         let dot: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
                         dp.iter_mut()
                             .zip(p)
                             .for_each(|(a, b)| *a = b * (*a - dot) * scale);
                     }
-                    gemm(dqkv, q, &dp, g.square(), qkv, k, 1.0);
-                    gemm(dqkv, k, &dp, g.square().t(), qkv, q, 1.0);
+                    gemm(dqkv, q, &dp, g.square(), qkv, k, 1.0, 1);
+                    gemm(dqkv, k, &dp, g.square().t(), qkv, q, 1.0, 1);
                 }
             });
         Ok((CpuStorage::F32(grad_qkv), l1.shape().clone()))

@@ -96,11 +96,10 @@ impl BatchNorm1d {
     }
 }
 
-/// A linear layer like `candle_nn::linear` (same weight names and initialisation) whose bias
-/// add is the fused `add_bias`: candle's backward of `broadcast_add` sums the bias gradient
-/// with a strided reduction that cost more than the layer's matrix products.
+/// A linear layer like `candle_nn::linear` (same weight names and initialisation), computed by
+/// the fused `super::fused::linear` op.
 pub struct Linear {
-    product: candle_nn::Linear,
+    weight: Tensor,
     bias: Tensor,
 }
 
@@ -119,15 +118,12 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
             up: bound,
         },
     )?;
-    Ok(Linear {
-        product: candle_nn::Linear::new(weight, None),
-        bias,
-    })
+    Ok(Linear { weight, bias })
 }
 
 impl candle_nn::Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::fused::add_bias(&self.product.forward(x)?, &self.bias)
+        super::fused::linear(x, &self.weight, &self.bias)
     }
 }
 

@@ -4,6 +4,7 @@
 mod fcn;
 pub mod fused;
 mod fused_attention;
+mod gemm;
 pub mod layers;
 mod series;
 mod symbol;
