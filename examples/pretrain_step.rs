@@ -52,9 +52,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mask: Vec<f32> = (0..batch_size * n)
         .map(|i| if i % 5 < 2 { 1.0 } else { 0.0 })
         .collect();
-    let scored: Vec<f32> = (0..batch_size * tokens)
-        .map(|i| if i % 7 == 3 { 1.0 } else { 0.0 })
-        .collect();
     let batch = PairBatch {
         series: Tensor::randn(0f32, 1.0, (batch_size, l), &dev)?,
         patch_valid: Tensor::ones((batch_size, n), DType::F32, &dev)?,
@@ -62,7 +59,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mlm_input: token_ids.clone(),
         tokens: token_ids,
         token_valid: Tensor::ones((batch_size, tokens), DType::F32, &dev)?,
-        mlm_weight: Tensor::from_vec(scored, (batch_size, tokens), &dev)?,
+        mlm_scored: (0..(batch_size * tokens) as u32)
+            .filter(|i| i % 7 == 3)
+            .collect(),
     };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     let s = &recipe.model.series.transformer;
@@ -73,8 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for step in 0..steps + 2 {
         let t = Instant::now();
-        let (loss, _, enqueue) = model.losses(&batch, 0.4)?;
-        let grads = loss.backward()?;
+        let (grads, _, enqueue) = model.gradients(&batch, 0.4)?;
         opt.step(&grads, 1e-4, 1.0)?;
         model.after_step(&enqueue)?;
         if step >= 2 {

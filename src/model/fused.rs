@@ -45,13 +45,48 @@ fn vector<'a>(
 /// Softmax of one row, in place (max-subtracted, so -1e9 biases give exact zeros).
 pub(super) fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v = fast_exp(*v - max));
+    let inv = 1.0 / ordered_sum(row);
     row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// A sum in eight interleaved lanes: vectorisable, and the same order on every run.
+fn ordered_sum(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split in two (Cody–Waite), so that k·ln 2 is subtracted without rounding error.
+const LN_2_HIGH: f32 = 0.693_145_75;
+const LN_2_LOW: f32 = 1.428_606_8e-6;
+/// 1.5·2²³: adding and subtracting it rounds an f32 of magnitude < 2²² to an integer.
+const ROUNDING: f32 = 12_582_912.0;
+
+/// eˣ without branches or calls, so loops over slices vectorise (libm's `expf` took 15% of
+/// a tiny model's step). eˣ = 2ᵏ·eʳ with k = round(x·log₂e) and |r| ≤ ln2/2, eʳ by its Taylor
+/// polynomial to r⁶ (truncation below 1.3e-7 relative), 2ᵏ built in the exponent bits.
+/// Below −87.3 (where eˣ is subnormal) it returns 0; above 88.3 it saturates at e^88.3.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let clamped = x.clamp(-87.3, 88.3);
+    let k = (clamped * LOG2_E + ROUNDING) - ROUNDING;
+    let r = (clamped - k * LN_2_HIGH) - k * LN_2_LOW;
+    let p = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    if x < -87.3 {
+        0.0
+    } else {
+        p * scale
+    }
 }
 
 /// Sums of the columns of a row-major matrix (`width` columns).
@@ -348,10 +383,10 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_CUBIC: f32 = 0.044_715;
 
-/// tanh through `exp`, about 4× faster than libm's `tanhf` here and within ~1e-7 of it;
-/// saturates correctly (exp overflow gives 1, underflow gives −1).
+/// tanh through `fast_exp`, within ~2e-7 of libm's `tanhf`; saturates at ±1.
+#[inline(always)]
 fn fast_tanh(u: f32) -> f32 {
-    1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+    1.0 - 2.0 / (fast_exp(2.0 * u) + 1.0)
 }
 
 struct Gelu;
@@ -417,7 +452,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
@@ -488,6 +523,25 @@ pub(super) mod tests {
             |t| linear(&t[0], &t[1], &t[2]),
             |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
         );
+    }
+
+    #[test]
+    fn fast_exp_matches_libm() {
+        // the normal range of eˣ, in steps of 8.8e-4
+        for i in -99_000..=100_000 {
+            let x = i as f32 * 8.8e-4;
+            let (fast, exact) = (fast_exp(x), x.exp());
+            assert!(
+                (fast - exact).abs() <= 3e-7 * exact,
+                "exp({x}): {fast} vs {exact}"
+            );
+        }
+        assert_eq!(fast_exp(-1e9), 0.0);
+        assert!(fast_exp(1e9).is_finite());
+        let mut row = [0.5f32, -1e9, 2.0];
+        softmax_in_place(&mut row);
+        assert_eq!(row[1], 0.0);
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn collate(
     let mut series = Vec::with_capacity(b * length);
     let (mut valid, mut mask) = (vec![0f32; b * n], vec![0f32; b * n]);
     let (mut tokens, mut token_valid) = (vec![PAD; b * t], vec![0f32; b * t]);
-    let (mut mlm_input, mut mlm_weight) = (vec![PAD; b * t], vec![0f32; b * t]);
+    let (mut mlm_input, mut mlm_scored) = (vec![PAD; b * t], Vec::new());
     let regular = first_regular_id()..vocab_size() as u32;
     for (i, p) in pairs.iter().enumerate() {
         series.extend_from_slice(&p.window);
@@ -45,7 +45,7 @@ pub fn collate(
             token_valid[i * t + j] = 1.0;
             mlm_input[i * t + j] = id;
             if regular.contains(&id) && rng.random_bool(cfg.mlm_prob) {
-                mlm_weight[i * t + j] = 1.0;
+                mlm_scored.push((i * t + j) as u32);
                 let r: f64 = rng.random();
                 if r < 0.8 {
                     mlm_input[i * t + j] = MASK;
@@ -62,6 +62,6 @@ pub fn collate(
         tokens: Tensor::from_vec(tokens, (b, t), device)?,
         token_valid: Tensor::from_vec(token_valid, (b, t), device)?,
         mlm_input: Tensor::from_vec(mlm_input, (b, t), device)?,
-        mlm_weight: Tensor::from_vec(mlm_weight, (b, t), device)?,
+        mlm_scored,
     })
 }

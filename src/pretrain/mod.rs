@@ -279,7 +279,7 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
         let batch = collate(&pairs, &masks, &mut rng, &device).map_err(candle_err)?;
         let o = &recipe.objectives;
         let alpha = o.alpha * ((step + 1) as f64 / o.alpha_ramp_steps.max(1) as f64).min(1.0);
-        let (loss, losses, enqueue) = model.losses(&batch, alpha).map_err(candle_err)?;
+        let (grads, losses, enqueue) = model.gradients(&batch, alpha).map_err(candle_err)?;
         if !losses.total.is_finite() {
             let kept = checkpoint::latest(out)
                 .map(|d| d.display().to_string())
@@ -289,7 +289,6 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
                 losses.total, step + 1, losses.mpm, losses.mlm, losses.itc
             )));
         }
-        let grads = loss.backward().map_err(candle_err)?;
         let lr = learning_rate(step, t.lr, t.min_lr, t.warmup_steps, t.steps);
         let grad_norm = opt.step(&grads, lr, t.clip_norm).map_err(candle_err)?;
         model.after_step(&enqueue).map_err(candle_err)?;

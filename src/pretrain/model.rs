@@ -12,13 +12,16 @@
 //! The momentum copies of both encoders and projections live in their own `VarMap` and follow
 //! the online weights by EMA after every optimiser step.
 
-use super::objectives::{info_nce_distilled, masked_patch_mse, masked_token_ce};
+use super::objectives::{info_nce_distilled, masked_patch_se, token_nll};
 use crate::model::layers::{self, linear};
 use crate::model::{instance_norm, SeriesConfig, SeriesEncoder, SymbolConfig, SymbolEncoder};
 use crate::symbolic::tokens::vocab_size;
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use candle_nn::{Init, Linear, Module, VarBuilder, VarMap};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -73,10 +76,29 @@ pub struct PairBatch {
     /// Clean token ids [B, T] and their padding mask [B, T].
     pub tokens: Tensor,
     pub token_valid: Tensor,
-    /// Token ids after 80/10/10 corruption [B, T] (the clean `tokens` are the targets), and 1
-    /// where a position is scored [B, T].
+    /// Token ids after 80/10/10 corruption [B, T] (the clean `tokens` are the targets).
     pub mlm_input: Tensor,
-    pub mlm_weight: Tensor,
+    /// The scored positions, as ascending flat indices `row · T + column` (kept on the host:
+    /// the MLM head runs on these rows only, and a part of the batch picks its own).
+    pub mlm_scored: Vec<u32>,
+}
+
+impl PairBatch {
+    fn rows(&self) -> Result<usize> {
+        self.series.dim(0)
+    }
+
+    /// Scored positions inside rows `rows`, re-based to the first of them.
+    fn scored_in(&self, rows: &Range<usize>) -> Result<Vec<u32>> {
+        let t = self.tokens.dim(1)? as u32;
+        let (lo, hi) = (rows.start as u32 * t, rows.end as u32 * t);
+        Ok(self
+            .mlm_scored
+            .iter()
+            .filter(|&&p| (lo..hi).contains(&p))
+            .map(|p| p - lo)
+            .collect())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -85,6 +107,27 @@ pub struct Losses {
     pub mpm: f32,
     pub mlm: f32,
     pub itc: f32,
+}
+
+impl Losses {
+    fn add(&mut self, other: &Losses) {
+        self.total += other.total;
+        self.mpm += other.mpm;
+        self.mlm += other.mlm;
+        self.itc += other.itc;
+    }
+}
+
+/// What every block of a batch shares: the normalised patches, the momentum features and
+/// banks of the whole batch, and the counts the losses are divided by.
+struct Shared {
+    patches: Tensor,
+    momentum: (Tensor, Tensor),
+    series_bank: Tensor,
+    symbol_bank: Tensor,
+    scored_patches: f64,
+    scored_tokens: f64,
+    alpha: f64,
 }
 
 struct Towers {
@@ -120,14 +163,16 @@ impl Towers {
         tokens: &Tensor,
         token_valid: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let s = self
-            .series
-            .encode_patches(patches, None, Some(valid))?
-            .i((.., 0))?;
-        let y = self.symbol.forward(tokens, token_valid)?.i((.., 0))?;
+        let s = self.series.encode_patches(patches, None, Some(valid))?;
+        let y = self.symbol.forward(tokens, token_valid)?;
+        self.project(&s, &y)
+    }
+
+    /// L2-normalised projections of the [CLS] states (position 0) of series and symbol states.
+    fn project(&self, series_states: &Tensor, symbol_states: &Tensor) -> Result<(Tensor, Tensor)> {
         Ok((
-            l2_normalize(&self.series_proj.forward(&s)?)?,
-            l2_normalize(&self.symbol_proj.forward(&y)?)?,
+            l2_normalize(&self.series_proj.forward(&series_states.i((.., 0))?)?)?,
+            l2_normalize(&self.symbol_proj.forward(&symbol_states.i((.., 0))?)?)?,
         ))
     }
 }
@@ -266,44 +311,30 @@ impl SymTime {
         Ok(self.queue_ptr.as_tensor().to_vec1::<f32>()?[0] as usize)
     }
 
-    /// The three losses of one batch; `alpha` is this step's distillation weight. Returns the
-    /// weighted total (for backprop) and the momentum features to enqueue after the step.
-    pub fn losses(
+    /// Gradients and losses of one batch; `alpha` is this step's distillation weight. Returns
+    /// the gradients of the weighted total, the losses, and the momentum features to enqueue
+    /// after the step. The batch is cut into one block of rows per rayon thread, each with its
+    /// own forward and backward pass, and the gradients are summed (data parallelism inside
+    /// the step: candle runs a small model's ops on one core).
+    pub fn gradients(
         &self,
         batch: &PairBatch,
         alpha: f64,
-    ) -> Result<(Tensor, Losses, (Tensor, Tensor))> {
-        let o = &self.objectives;
+    ) -> Result<(GradStore, Losses, (Tensor, Tensor))> {
+        self.gradients_in_parts(batch, alpha, rayon::current_num_threads())
+    }
+
+    fn gradients_in_parts(
+        &self,
+        batch: &PairBatch,
+        alpha: f64,
+        parts: usize,
+    ) -> Result<(GradStore, Losses, (Tensor, Tensor))> {
+        let b = batch.rows()?;
         let patches = self
             .online_towers
             .series
             .patchify(&instance_norm(&batch.series)?)?;
-
-        // Masked-patch modelling, over masked real patches only.
-        let states = self.online_towers.series.encode_patches(
-            &patches,
-            Some(&batch.patch_mask),
-            Some(&batch.patch_valid),
-        )?;
-        let n = patches.dim(1)?;
-        let predicted = self.reconstruct.forward(&states.narrow(1, 1, n)?)?;
-        let mpm = masked_patch_mse(&predicted, &patches, &batch.patch_mask, &batch.patch_valid)?;
-
-        // Masked-symbol modelling.
-        let hidden = self
-            .online_towers
-            .symbol
-            .forward(&batch.mlm_input, &batch.token_valid)?;
-        let log_probs = candle_nn::ops::log_softmax(&self.mlm_head.forward(&hidden)?, D::Minus1)?;
-        let mlm = masked_token_ce(&log_probs, &batch.tokens, &batch.mlm_weight)?;
-
-        // Contrastive, on the unmasked views.
-        let (s, y) = self.online_towers.features(
-            &patches,
-            &batch.patch_valid,
-            &batch.tokens,
-            &batch.token_valid,
-        )?;
         let (s_m, y_m) = self.momentum_towers.features(
             &patches,
             &batch.patch_valid,
@@ -311,12 +342,101 @@ impl SymTime {
             &batch.token_valid,
         )?;
         let (s_m, y_m) = (s_m.detach(), y_m.detach());
-        let s_all = Tensor::cat(&[&s_m, self.queue_series.as_tensor()], 0)?;
-        let y_all = Tensor::cat(&[&y_m, self.queue_symbol.as_tensor()], 0)?;
+        let shared = Shared {
+            patches,
+            momentum: (s_m.clone(), y_m.clone()),
+            series_bank: Tensor::cat(&[&s_m, self.queue_series.as_tensor()], 0)?,
+            symbol_bank: Tensor::cat(&[&y_m, self.queue_symbol.as_tensor()], 0)?,
+            scored_patches: (&batch.patch_mask * &batch.patch_valid)?
+                .sum_all()?
+                .to_scalar::<f32>()?
+                .max(1.0) as f64,
+            scored_tokens: batch.mlm_scored.len().max(1) as f64,
+            alpha,
+        };
+        let parts = parts.clamp(1, b.max(1));
+        let blocks: Vec<Range<usize>> = (0..parts)
+            .map(|i| (i * b / parts)..((i + 1) * b / parts))
+            .filter(|r| !r.is_empty())
+            .collect();
+        let results: Vec<Result<(GradStore, Losses)>> = blocks
+            .into_par_iter()
+            .map(|rows| {
+                let (total, losses) = self.block_losses(batch, &shared, rows)?;
+                Ok((total.backward()?, losses))
+            })
+            .collect();
+        let mut grads: Option<GradStore> = None;
+        let mut losses = Losses::default();
+        for result in results {
+            let (g, l) = result?;
+            losses.add(&l);
+            match grads.as_mut() {
+                Some(all) => all.extend(g)?,
+                None => grads = Some(g),
+            }
+        }
+        let grads = grads.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
+        Ok((grads, losses, (s_m, y_m)))
+    }
+
+    /// The weighted losses of rows `rows` of the batch, each divided by the whole batch's
+    /// count, so that the blocks of a batch add up to its losses.
+    fn block_losses(
+        &self,
+        batch: &PairBatch,
+        shared: &Shared,
+        rows: Range<usize>,
+    ) -> Result<(Tensor, Losses)> {
+        let o = &self.objectives;
+        let (first, n) = (rows.start, rows.len());
+        let block = |t: &Tensor| t.narrow(0, first, n);
+        let (patches, mask, valid) = (
+            block(&shared.patches)?,
+            block(&batch.patch_mask)?,
+            block(&batch.patch_valid)?,
+        );
+
+        // Masked-patch modelling, over masked real patches only.
+        let towers = &self.online_towers;
+        let (masked, clean_series) = towers.series.encode_views(&patches, &mask, &valid)?;
+        let predicted = self
+            .reconstruct
+            .forward(&masked.narrow(1, 1, patches.dim(1)?)?)?;
+        let mpm = (masked_patch_se(&predicted, &patches, &mask, &valid)? / shared.scored_patches)?;
+
+        // Masked-symbol modelling, with the head on the scored positions only; the corrupted
+        // and the clean token sequences go through the symbol encoder as one stacked batch.
+        let (tokens, token_valid) = (block(&batch.tokens)?, block(&batch.token_valid)?);
+        let symbol_states = towers.symbol.forward(
+            &Tensor::cat(&[&block(&batch.mlm_input)?, &tokens], 0)?,
+            &Tensor::cat(&[&token_valid, &token_valid], 0)?,
+        )?;
+        let (corrupted, clean_symbol) = (
+            symbol_states.narrow(0, 0, n)?,
+            symbol_states.narrow(0, n, n)?,
+        );
+        let scored = batch.scored_in(&rows)?;
+        let mlm = if scored.is_empty() {
+            Tensor::zeros((), DType::F32, tokens.device())?
+        } else {
+            let (_, t, d) = corrupted.dims3()?;
+            let count = scored.len();
+            let at = Tensor::from_vec(scored, count, tokens.device())?;
+            let hidden = corrupted.reshape((n * t, d))?.index_select(&at, 0)?;
+            let log_probs =
+                candle_nn::ops::log_softmax(&self.mlm_head.forward(&hidden)?, D::Minus1)?;
+            let targets = tokens.flatten_all()?.index_select(&at, 0)?;
+            (token_nll(&log_probs, &targets)? / shared.scored_tokens)?
+        };
+
+        // Contrastive, on the clean views.
+        let (s, y) = towers.project(&clean_series, &clean_symbol)?;
         let temp = self.temperature.as_tensor().clamp(0.001f32, 0.5f32)?;
-        let s2y = info_nce_distilled(&s, &s_m, &y_all, &temp, alpha)?;
-        let y2s = info_nce_distilled(&y, &y_m, &s_all, &temp, alpha)?;
-        let itc = ((s2y + y2s)? / 2.0)?;
+        let (s_m, y_m) = (block(&shared.momentum.0)?, block(&shared.momentum.1)?);
+        let s2y = info_nce_distilled(&s, &s_m, &shared.symbol_bank, first, &temp, shared.alpha)?;
+        let y2s = info_nce_distilled(&y, &y_m, &shared.series_bank, first, &temp, shared.alpha)?;
+        let itc = ((s2y + y2s)? / (2.0 * shared.momentum.0.dim(0)? as f64))?;
 
         let total = ((&mpm * o.mpm_weight)? + (&mlm * o.mlm_weight)? + (&itc * o.itc_weight)?)?;
         let scalar = |t: &Tensor| -> Result<f32> { t.to_scalar::<f32>() };
@@ -326,7 +446,7 @@ impl SymTime {
             mlm: scalar(&mlm)?,
             itc: scalar(&itc)?,
         };
-        Ok((total, losses, (s_m, y_m)))
+        Ok((total, losses))
     }
 
     /// After the optimiser step: clamp the temperature, move the momentum towers, enqueue.
@@ -396,14 +516,14 @@ mod tests {
             patch_valid: Tensor::ones((b, n), DType::F32, &dev).unwrap(),
             patch_mask: Tensor::from_vec(mask, (b, n), &dev).unwrap(),
             mlm_input: tokens.clone(),
-            mlm_weight: token_valid.clone(),
+            // every real token of the first expression, and two of the last
+            mlm_scored: vec![1, 2, 3, 4, 5, 37, 39],
             tokens,
             token_valid,
         }
     }
 
-    #[test]
-    fn shapes_and_every_trainable_variable_gets_a_gradient() {
+    fn model() -> SymTime {
         let model = SymTime::new(
             &tiny(),
             &ObjectiveConfig {
@@ -416,6 +536,12 @@ mod tests {
         let mut rng = crate::rng::sample_rng(1, 0);
         crate::model::layers::seeded_init(&model.online, &mut rng).unwrap();
         model.init_state(&mut rng).unwrap();
+        model
+    }
+
+    #[test]
+    fn shapes_and_every_trainable_variable_gets_a_gradient() {
+        let model = model();
         let batch = batch(&model);
         let patches = model.online_towers.series.patchify(&batch.series).unwrap();
         assert_eq!(patches.dims(), &[4, 4, 8]);
@@ -434,7 +560,7 @@ mod tests {
                 .dims(),
             &[4, 12, 16]
         );
-        let (loss, losses, (s_m, y_m)) = model.losses(&batch, 0.4).unwrap();
+        let (grads, losses, (s_m, y_m)) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
         assert!(
             losses.total.is_finite() && losses.mpm > 0.0 && losses.mlm > 0.0 && losses.itc > 0.0
         );
@@ -442,7 +568,6 @@ mod tests {
             (s_m.dims(), y_m.dims()),
             (&[4usize, 8][..], &[4usize, 8][..])
         );
-        let grads = loss.backward().unwrap();
         let trainable = model.trainable();
         assert!(trainable.len() > 30);
         crate::model::assert_every_gradient_nonzero(&grads, &trainable);
@@ -450,6 +575,27 @@ mod tests {
         model.after_step(&(s_m.clone(), y_m.clone())).unwrap();
         model.after_step(&(s_m, y_m)).unwrap();
         assert_eq!(model.queue_position().unwrap(), 2);
+    }
+
+    #[test]
+    fn the_blocks_of_a_batch_add_up_to_the_whole_batch() {
+        let model = model();
+        let batch = batch(&model);
+        let (whole, whole_losses, _) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
+        let (parts, part_losses, _) = model.gradients_in_parts(&batch, 0.4, 3).unwrap();
+        for (name, value) in [
+            ("total", whole_losses.total - part_losses.total),
+            ("mpm", whole_losses.mpm - part_losses.mpm),
+            ("mlm", whole_losses.mlm - part_losses.mlm),
+            ("itc", whole_losses.itc - part_losses.itc),
+        ] {
+            assert!(value.abs() < 1e-5, "{name} differs by {value}");
+        }
+        for (name, var) in model.trainable() {
+            let (a, b) = (whole.get(&var).unwrap(), parts.get(&var).unwrap());
+            let diff = crate::model::fused::tests::max_diff(a, b);
+            assert!(diff < 1e-5, "{name}: gradients differ by {diff}");
+        }
     }
 
     #[test]
