@@ -4,7 +4,9 @@ Usage: python benches/pytorch_step.py RECIPE.toml BATCH TOKENS STEPS THREADS VOC
 Builds the architecture from the recipe (pre-LN blocks with a tanh-GELU MLP, [CLS] tokens,
 learned positions, projections, reconstruction and MLM heads, EMA copies, queues), runs the
 three losses, backward, gradient clipping, AdamW (decay on matrices only), the EMA and queue
-update, and prints the mean milliseconds per step after 2 warm-up steps.
+update, and prints the mean milliseconds per step after 2 warm-up steps. It computes what the
+candle step computes, in the same way: the masked and clean views of each encoder go through
+it as one stacked batch, and the MLM head runs on the scored positions only.
 """
 import copy
 import sys
@@ -64,23 +66,31 @@ class Towers(nn.Module):
         self.symbol = Transformer(y["transformer"])
         self.series_proj, self.symbol_proj = nn.Linear(d, m["proj_dim"]), nn.Linear(e, m["proj_dim"])
 
-    def encode_series(self, patches, mask=None):
-        b, n, _ = patches.shape
-        tok = self.patch_embed(patches)
-        if mask is not None:
-            m = mask.unsqueeze(-1)
-            tok = tok * (1 - m) + self.mask * m
-        tok = torch.cat([self.cls.expand(b, 1, -1), tok], 1) + self.series_pos
+    def encode_tokens(self, tok):
+        tok = torch.cat([self.cls.expand(tok.shape[0], 1, -1), tok], 1) + self.series_pos
         return self.series(tok)
+
+    def encode_series(self, patches):
+        return self.encode_tokens(self.patch_embed(patches))
+
+    def encode_series_views(self, patches, mask):
+        """(masked view, clean view) states, as one stacked batch."""
+        clean = self.patch_embed(patches)
+        m = mask.unsqueeze(-1)
+        states = self.encode_tokens(torch.cat([clean * (1 - m) + self.mask * m, clean]))
+        return states.chunk(2)
 
     def encode_symbol(self, ids, valid):
         bias = ((1 - valid) * -1e9)[:, None, None, :]
         return self.symbol(self.embed(ids) + self.symbol_pos[: ids.shape[1]], bias)
 
-    def features(self, patches, ids, valid):
-        s = F.normalize(self.series_proj(self.encode_series(patches)[:, 0]), dim=-1)
-        y = F.normalize(self.symbol_proj(self.encode_symbol(ids, valid)[:, 0]), dim=-1)
+    def project(self, series_states, symbol_states):
+        s = F.normalize(self.series_proj(series_states[:, 0]), dim=-1)
+        y = F.normalize(self.symbol_proj(symbol_states[:, 0]), dim=-1)
         return s, y
+
+    def features(self, patches, ids, valid):
+        return self.project(self.encode_series(patches), self.encode_symbol(ids, valid))
 
 
 def info_nce(online, momentum, bank, temp, alpha):
@@ -118,19 +128,20 @@ def main():
     ids[:, 0], ids[:, -1] = 1, 2
     valid = torch.ones(batch, tokens)
     patch_mask = (torch.arange(batch * n) % 5 < 2).float().reshape(batch, n)
-    scored = (torch.arange(batch * tokens) % 7 == 3).float().reshape(batch, tokens)
+    scored = torch.nonzero(torch.arange(batch * tokens) % 7 == 3).squeeze(1)
     ptr, times = 0, []
     print(f"torch {torch.__version__}: d_model {d}, batch {batch}, {n} patches + {tokens} tokens, threads {threads}")
     for step in range(steps + 2):
         t0 = time.perf_counter()
         x = (series - series.mean(-1, keepdim=True)) / (series.std(-1, unbiased=False, keepdim=True) + 1e-5)
         patches = x.reshape(batch, n, patch)
-        states = online.encode_series(patches, patch_mask)
-        per_patch = ((reconstruct(states[:, 1:]) - patches) ** 2).mean(-1)
+        masked, clean_series = online.encode_series_views(patches, patch_mask)
+        per_patch = ((reconstruct(masked[:, 1:]) - patches) ** 2).mean(-1)
         mpm = (per_patch * patch_mask).sum() / patch_mask.sum()
-        log_probs = F.log_softmax(mlm_head(online.encode_symbol(ids, valid)), -1)
-        mlm = -(log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * scored).sum() / scored.sum()
-        s, y = online.features(patches, ids, valid)
+        corrupted, clean_symbol = online.encode_symbol(torch.cat([ids, ids]), torch.cat([valid, valid])).chunk(2)
+        log_probs = F.log_softmax(mlm_head(corrupted.reshape(batch * tokens, -1)[scored]), -1)
+        mlm = -log_probs.gather(-1, ids.reshape(-1)[scored].unsqueeze(-1)).mean()
+        s, y = online.project(clean_series, clean_symbol)
         with torch.no_grad():
             s_m, y_m = momentum.features(patches, ids, valid)
         temp = temperature.clamp(0.001, 0.5)
