@@ -16,6 +16,7 @@ use s2kit::train::AdamW;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    s2kit::runtime::configure();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--vocab") {
         println!("{}", vocab_size()); // for the PyTorch twin of this benchmark

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod preset;
 pub mod pretrain;
+pub mod runtime;
 pub mod store;
 pub mod train;
 pub mod transfer;

@@ -6,6 +6,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    s2kit::runtime::configure();
     let args = cli::Cli::parse();
     if let Err(err) = cli::run(args) {
         eprintln!("error: {err}");

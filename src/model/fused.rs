@@ -10,6 +10,7 @@
 //! reference (values and gradients).
 
 use super::gemm::{gemm, View};
+use super::kernels;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use candle_nn::Module;
 
@@ -40,62 +41,6 @@ fn vector<'a>(
         )
     }
     Ok(v)
-}
-
-/// Softmax of one row, in place (max-subtracted, so -1e9 biases give exact zeros).
-pub(super) fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    row.iter_mut().for_each(|v| *v = fast_exp(*v - max));
-    let inv = 1.0 / ordered_sum(row);
-    row.iter_mut().for_each(|v| *v *= inv);
-}
-
-/// A sum in eight interleaved lanes: vectorisable, and the same order on every run.
-fn ordered_sum(x: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-const LOG2_E: f32 = std::f32::consts::LOG2_E;
-/// ln 2 split in two (Cody–Waite), so that k·ln 2 is subtracted without rounding error.
-const LN_2_HIGH: f32 = 0.693_145_75;
-const LN_2_LOW: f32 = 1.428_606_8e-6;
-/// 1.5·2²³: adding and subtracting it rounds an f32 of magnitude < 2²² to an integer.
-const ROUNDING: f32 = 12_582_912.0;
-
-/// eˣ without branches or calls, so loops over slices vectorise (libm's `expf` took 15% of
-/// a tiny model's step). eˣ = 2ᵏ·eʳ with k = round(x·log₂e) and |r| ≤ ln2/2, eʳ by its Taylor
-/// polynomial to r⁶ (truncation below 1.3e-7 relative), 2ᵏ built in the exponent bits.
-/// Below −87.3 (where eˣ is subnormal) it returns 0; above 88.3 it saturates at e^88.3.
-#[inline(always)]
-fn fast_exp(x: f32) -> f32 {
-    let clamped = x.clamp(-87.3, 88.3);
-    let k = (clamped * LOG2_E + ROUNDING) - ROUNDING;
-    let r = (clamped - k * LN_2_HIGH) - k * LN_2_LOW;
-    let p = 1.0
-        + r * (1.0
-            + r * (1.0 / 2.0
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
-    if x < -87.3 {
-        0.0
-    } else {
-        p * scale
-    }
-}
-
-/// Sums of the columns of a row-major matrix (`width` columns).
-fn column_sums(x: &[f32], width: usize) -> Vec<f32> {
-    let mut sums = vec![0f32; width];
-    for row in x.chunks_exact(width) {
-        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-    }
-    sums
 }
 
 struct LinearOp;
@@ -141,9 +86,7 @@ impl CustomOp3 for LinearOp {
             1.0,
             rayon::current_num_threads(),
         );
-        for row in y.chunks_exact_mut(out) {
-            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
-        }
+        kernels::add_to_rows(&mut y, bias);
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("rows() checked the rank") = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -229,7 +172,7 @@ impl CustomOp2 for LinearParamGrads {
             1.0,
             rayon::current_num_threads(),
         );
-        params[out * width..].copy_from_slice(&column_sums(g, out));
+        kernels::column_sums(g, &mut params[out * width..]);
         Ok((CpuStorage::F32(params), Shape::from(out * width + out)))
     }
 }
@@ -241,14 +184,6 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     }
     x.contiguous()?
         .apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp)
-}
-
-/// Mean and 1/sqrt(var + eps) of one row.
-fn moments(row: &[f32], eps: f32) -> (f32, f32) {
-    let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + eps).sqrt())
 }
 
 struct LayerNormOp {
@@ -279,12 +214,7 @@ impl CustomOp3 for LayerNormOp {
         let weight = vector(self.name(), s2, l2, width)?;
         let bias = vector(self.name(), s3, l3, width)?;
         let mut out = vec![0f32; x.len()];
-        for (row, dst) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-            let (mean, inv) = moments(row, self.eps);
-            for (((d, v), w), b) in dst.iter_mut().zip(row).zip(weight).zip(bias) {
-                *d = (v - mean) * inv * w + b;
-            }
-        }
+        kernels::layer_norm(x, weight, bias, self.eps, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -315,8 +245,6 @@ impl CustomOp3 for LayerNormBackward {
         "layer-norm-backward"
     }
 
-    /// With x̂ the normalised row, σ = sqrt(var + eps) and h = g ⊙ w:
-    /// dx = (h − mean(h) − x̂ ⊙ mean(h ⊙ x̂)) / σ, dw = Σ_rows g ⊙ x̂, db = Σ_rows g.
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -333,27 +261,7 @@ impl CustomOp3 for LayerNormBackward {
         let mut out = vec![0f32; x.len() + 2 * width];
         let (dx, params) = out.split_at_mut(x.len());
         let (dw, db) = params.split_at_mut(width);
-        let (mut normed, mut h) = (vec![0f32; width], vec![0f32; width]);
-        for ((row, g), dst) in x
-            .chunks_exact(width)
-            .zip(grad.chunks_exact(width))
-            .zip(dx.chunks_exact_mut(width))
-        {
-            let (mean, inv) = moments(row, self.eps);
-            let (mut mean_h, mut mean_hx) = (0f32, 0f32);
-            for j in 0..width {
-                normed[j] = (row[j] - mean) * inv;
-                h[j] = g[j] * weight[j];
-                mean_h += h[j];
-                mean_hx += h[j] * normed[j];
-                dw[j] += g[j] * normed[j];
-                db[j] += g[j];
-            }
-            let (mean_h, mean_hx) = (mean_h / width as f32, mean_hx / width as f32);
-            for j in 0..width {
-                dst[j] = (h[j] - mean_h - normed[j] * mean_hx) * inv;
-            }
-        }
+        kernels::layer_norm_backward(x, weight, grad, self.eps, dx, dw, db);
         Ok((CpuStorage::F32(out), Shape::from((n + 2, width))))
     }
 }
@@ -380,15 +288,6 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
     )
 }
 
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-const GELU_CUBIC: f32 = 0.044_715;
-
-/// tanh through `fast_exp`, within ~2e-7 of libm's `tanhf`; saturates at ±1.
-#[inline(always)]
-fn fast_tanh(u: f32) -> f32 {
-    1.0 - 2.0 / (fast_exp(2.0 * u) + 1.0)
-}
-
 struct Gelu;
 struct GeluBackward;
 
@@ -397,13 +296,10 @@ impl candle_core::CustomOp1 for Gelu {
         "gelu-tanh"
     }
 
-    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, _) = rows(self.name(), storage, layout)?;
-        let out = x
-            .iter()
-            .map(|&x| 0.5 * x * (1.0 + fast_tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x))))
-            .collect();
+        let mut out = vec![0f32; x.len()];
+        kernels::gelu(x, &mut out);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -419,8 +315,6 @@ impl CustomOp2 for GeluBackward {
         "gelu-tanh-backward"
     }
 
-    /// g · d/dx, with d/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²) and
-    /// t = tanh(√(2/π)·(x + 0.044715·x³)).
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -430,15 +324,8 @@ impl CustomOp2 for GeluBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, _) = rows(self.name(), s1, l1)?;
         let (grad, _) = rows(self.name(), s2, l2)?;
-        let out = x
-            .iter()
-            .zip(grad)
-            .map(|(&x, g)| {
-                let t = fast_tanh(SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x));
-                g * (0.5 * (1.0 + t)
-                    + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x))
-            })
-            .collect();
+        let mut out = vec![0f32; x.len()];
+        kernels::gelu_backward(x, grad, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -523,34 +410,6 @@ pub(crate) mod tests {
             |t| linear(&t[0], &t[1], &t[2]),
             |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
         );
-    }
-
-    #[test]
-    fn fast_exp_matches_libm() {
-        // the normal range of eˣ, in steps of 8.8e-4
-        for i in -99_000..=100_000 {
-            let x = i as f32 * 8.8e-4;
-            let (fast, exact) = (fast_exp(x), x.exp());
-            assert!(
-                (fast - exact).abs() <= 3e-7 * exact,
-                "exp({x}): {fast} vs {exact}"
-            );
-        }
-        assert_eq!(fast_exp(-1e9), 0.0);
-        assert!(fast_exp(1e9).is_finite());
-        let mut row = [0.5f32, -1e9, 2.0];
-        softmax_in_place(&mut row);
-        assert_eq!(row[1], 0.0);
-        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn fast_tanh_matches_libm() {
-        for i in -2000..=2000 {
-            let u = i as f32 * 0.01;
-            assert!((fast_tanh(u) - u.tanh()).abs() < 2e-7, "{u}");
-        }
-        assert_eq!((fast_tanh(100.0), fast_tanh(-100.0)), (1.0, -1.0));
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! instead of storing them (as FlashAttention does), so the forward keeps no [t, t] buffers.
 //! Batch elements run in parallel on rayon's pool. On other devices, the candle composition.
 
-use super::fused::softmax_in_place;
 use super::gemm::{gemm, View};
+use super::kernels::softmax_rows;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -51,10 +51,7 @@ impl Heads {
         let [q, k, _] = self.qkv(h);
         let scale = 1.0 / (self.head_dim() as f32).sqrt();
         gemm(p, self.square(), qkv, q, qkv, k.t(), scale, 1);
-        for row in p.chunks_exact_mut(self.tokens) {
-            row.iter_mut().zip(key_bias).for_each(|(s, b)| *s += b);
-            softmax_in_place(row);
-        }
+        softmax_rows(p, key_bias);
     }
 
     fn check(&self, name: &str, qkv: &Layout, bias: &Layout) -> Result<()> {
