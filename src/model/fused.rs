@@ -14,16 +14,42 @@ use super::kernels;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use candle_nn::Module;
 
-/// The rows of a contiguous f32 tensor, or an error naming the op.
+/// The span of a contiguous tensor inside its storage, or an error naming the op.
+fn span(name: &str, layout: &Layout) -> Result<std::ops::Range<usize>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => candle_core::bail!("{name}: the input must be contiguous"),
+    }
+}
+
+/// The elements of a contiguous f32 tensor, or an error naming the op.
+pub(crate) fn contiguous<'a>(
+    name: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<&'a [f32]> {
+    match storage {
+        CpuStorage::F32(data) => Ok(&data[span(name, layout)?]),
+        _ => candle_core::bail!("{name}: only f32 is supported"),
+    }
+}
+
+/// The elements of a contiguous f32 tensor, writable (for in-place ops).
+pub(crate) fn contiguous_mut<'a>(
+    name: &str,
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+) -> Result<&'a mut [f32]> {
+    match storage {
+        CpuStorage::F32(data) => Ok(&mut data[span(name, layout)?]),
+        _ => candle_core::bail!("{name}: only f32 is supported"),
+    }
+}
+
+/// The rows of a contiguous f32 tensor and their width, or an error naming the op.
 fn rows<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{name}: only f32 is supported")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{name}: the input must be contiguous")
-    };
     let width = *layout.dims().last().unwrap_or(&1);
-    Ok((&data[start..end], width.max(1)))
+    Ok((contiguous(name, storage, layout)?, width.max(1)))
 }
 
 /// A contiguous f32 parameter vector of length `width`, or an error naming the op.

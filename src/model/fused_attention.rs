@@ -8,6 +8,7 @@
 //! instead of storing them (as FlashAttention does), so the forward keeps no [t, t] buffers.
 //! Batch elements run in parallel on rayon's pool. On other devices, the candle composition.
 
+use super::fused::contiguous as data;
 use super::gemm::{gemm, View};
 use super::kernels::softmax_rows;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -66,17 +67,6 @@ impl Heads {
         }
         Ok(())
     }
-}
-
-/// Contiguous f32 data of a tensor argument.
-fn data<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{name}: only f32 is supported")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{name}: the input must be contiguous")
-    };
-    Ok(&data[start..end])
 }
 
 struct Attention {

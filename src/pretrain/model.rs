@@ -13,11 +13,12 @@
 //! the online weights by EMA after every optimiser step.
 
 use super::objectives::{info_nce_distilled, masked_patch_se, token_nll};
+use crate::model::fused::{contiguous, contiguous_mut};
 use crate::model::layers::{self, linear};
 use crate::model::{instance_norm, SeriesConfig, SeriesEncoder, SymbolConfig, SymbolEncoder};
 use crate::symbolic::tokens::vocab_size;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, IndexOp, Result, Tensor, Var, D};
+use candle_core::{CpuStorage, DType, Device, IndexOp, InplaceOp2, Layout, Result, Tensor, Var, D};
 use candle_nn::{Init, Linear, Module, VarBuilder, VarMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -278,7 +279,12 @@ impl SymTime {
         let state = self.state.data().lock().expect("var map lock");
         for (name, mvar) in state.iter().filter(|(n, _)| n.starts_with("momentum.")) {
             let src = &online[&name["momentum.".len()..]];
-            mvar.set(&((mvar.as_tensor() * m)? + (src.as_tensor() * (1.0 - m))?)?)?;
+            if mvar.device().is_cpu() {
+                mvar.as_tensor()
+                    .inplace_op2(src.as_tensor(), &Ema { m: m as f32 })?;
+            } else {
+                mvar.set(&((mvar.as_tensor() * m)? + (src.as_tensor() * (1.0 - m))?)?)?;
+            }
         }
         Ok(())
     }
@@ -460,6 +466,32 @@ impl SymTime {
         let next = (ptr + enqueue.0.dim(0)?) % q;
         self.queue_ptr
             .set(&Tensor::new(&[next as f32], self.queue_ptr.device())?)
+    }
+}
+
+/// momentum ← m·momentum + (1 − m)·online, in one pass in place.
+struct Ema {
+    m: f32,
+}
+
+impl InplaceOp2 for Ema {
+    fn name(&self) -> &'static str {
+        "ema"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let momentum = contiguous_mut(self.name(), s1, l1)?;
+        let online = contiguous(self.name(), s2, l2)?;
+        for (a, b) in momentum.iter_mut().zip(online) {
+            *a = self.m * *a + (1.0 - self.m) * b;
+        }
+        Ok(())
     }
 }
 

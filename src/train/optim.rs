@@ -1,8 +1,9 @@
 //! AdamW with decoupled weight decay and global-norm gradient clipping. candle-nn's AdamW
 //! keeps its moments private, so a checkpoint could not hold them; this one exposes its state.
 
+use crate::model::fused::{contiguous, contiguous_mut};
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use std::collections::HashMap;
 
 pub struct AdamW {
@@ -66,18 +67,29 @@ impl AdamW {
         let correction2 = 1.0 - b2.powi(self.steps as i32);
         for (i, (_, var)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(var) else { continue };
-            let g = (g * scale)?;
-            self.first[i] = ((&self.first[i] * b1)? + (&g * (1.0 - b1))?)?;
-            self.second[i] = ((&self.second[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let m_hat = (&self.first[i] / correction1)?;
-            let v_hat = (&self.second[i] / correction2)?;
-            let update = (m_hat / (v_hat.sqrt()? + self.eps)?)?;
-            let decayed = if var.rank() >= 2 {
-                (var.as_tensor() * (1.0 - lr * self.weight_decay))?
-            } else {
-                var.as_tensor().clone()
+            let step = Step {
+                grad_scale: scale as f32,
+                beta1: b1 as f32,
+                beta2: b2 as f32,
+                lr: lr as f32,
+                keep: (1.0
+                    - lr * if var.rank() >= 2 {
+                        self.weight_decay
+                    } else {
+                        0.0
+                    }) as f32,
+                correction1: correction1 as f32,
+                correction2: correction2 as f32,
+                eps: self.eps as f32,
             };
-            var.set(&(decayed - (update * lr)?)?)?;
+            let (m, v) = (&mut self.first[i], &mut self.second[i]);
+            if var.device().is_cpu() {
+                step.in_place(var, m, v, &g.contiguous()?)?;
+            } else {
+                let (m_next, v_next, p_next) = step.composed(var.as_tensor(), m, v, g)?;
+                (*m, *v) = (m_next, v_next);
+                var.set(&p_next)?;
+            }
         }
         Ok(norm)
     }
@@ -127,6 +139,120 @@ pub fn learning_rate(step: usize, peak: f64, floor: f64, warmup: usize, total: u
     floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
+/// One parameter's AdamW update: m ← β₁·m + (1 − β₁)·ĝ, v ← β₂·v + (1 − β₂)·ĝ² with
+/// ĝ = grad_scale·g, then p ← keep·p − lr·(m / c₁) / (sqrt(v / c₂) + ε), keep = 1 − lr·decay.
+#[derive(Clone, Copy)]
+struct Step {
+    grad_scale: f32,
+    beta1: f32,
+    beta2: f32,
+    lr: f32,
+    keep: f32,
+    correction1: f32,
+    correction2: f32,
+    eps: f32,
+}
+
+impl Step {
+    /// Three passes over memory, in place. The tensor-op form (`composed`) allocates a
+    /// temporary per operation, a dozen per parameter and step.
+    fn in_place(&self, param: &Var, m: &Tensor, v: &Tensor, g: &Tensor) -> Result<()> {
+        m.inplace_op2(
+            g,
+            &Moment {
+                step: *self,
+                squared: false,
+            },
+        )?;
+        v.inplace_op2(
+            g,
+            &Moment {
+                step: *self,
+                squared: true,
+            },
+        )?;
+        param.as_tensor().inplace_op3(m, v, self)
+    }
+
+    /// The same update from tensor ops (devices without the in-place kernels): the new
+    /// (m, v, parameter).
+    fn composed(
+        &self,
+        p: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b1, b2) = (self.beta1 as f64, self.beta2 as f64);
+        let g = (g * self.grad_scale as f64)?;
+        let m = ((m * b1)? + (&g * (1.0 - b1))?)?;
+        let v = ((v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+        let m_hat = (&m / self.correction1 as f64)?;
+        let v_hat = (&v / self.correction2 as f64)?;
+        let update = (m_hat / (v_hat.sqrt()? + self.eps as f64)?)?;
+        let p = ((p * self.keep as f64)? - (update * self.lr as f64)?)?;
+        Ok((m, v, p))
+    }
+}
+
+/// The first (or, `squared`, the second) moment update of `Step`, in place.
+struct Moment {
+    step: Step,
+    squared: bool,
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "adamw-moment"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let moment = contiguous_mut(self.name(), s1, l1)?;
+        let grad = contiguous(self.name(), s2, l2)?;
+        let beta = if self.squared {
+            self.step.beta2
+        } else {
+            self.step.beta1
+        };
+        for (m, g) in moment.iter_mut().zip(grad) {
+            let g = g * self.step.grad_scale;
+            *m = beta * *m + (1.0 - beta) * if self.squared { g * g } else { g };
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for Step {
+    fn name(&self) -> &'static str {
+        "adamw-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<()> {
+        let param = contiguous_mut(self.name(), s1, l1)?;
+        let first = contiguous(self.name(), s2, l2)?;
+        let second = contiguous(self.name(), s3, l3)?;
+        for ((p, m), v) in param.iter_mut().zip(first).zip(second) {
+            let update = (m / self.correction1) / ((v / self.correction2).sqrt() + self.eps);
+            *p = self.keep * *p - self.lr * update;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +279,44 @@ mod tests {
         }
         let v = w.as_tensor().to_vec1::<f32>().unwrap();
         assert!(v[0].abs() < 0.1 && v[1].abs() < 0.1, "{v:?}");
+    }
+
+    #[test]
+    fn the_in_place_update_matches_the_tensor_ops() {
+        let dev = Device::Cpu;
+        let randn = |seed: f32| {
+            Tensor::arange(0f32, 12.0, &dev)
+                .unwrap()
+                .affine(seed as f64, 0.3)
+                .unwrap()
+                .sin()
+                .unwrap()
+                .reshape((3, 4))
+                .unwrap()
+        };
+        let step = Step {
+            grad_scale: 0.7,
+            beta1: 0.9,
+            beta2: 0.999,
+            lr: 0.01,
+            keep: 0.999,
+            correction1: 0.19,
+            correction2: 0.002,
+            eps: 1e-8,
+        };
+        let (p, m, v, g) = (
+            randn(1.0),
+            randn(2.0),
+            randn(3.0).abs().unwrap(),
+            randn(4.0),
+        );
+        let (m2, v2, p2) = step.composed(&p, &m, &v, &g).unwrap();
+        let param = Var::from_tensor(&p).unwrap();
+        let (m1, v1) = (m.copy().unwrap(), v.copy().unwrap());
+        step.in_place(&param, &m1, &v1, &g).unwrap();
+        for (a, b) in [(&m1, &m2), (&v1, &v2), (param.as_tensor(), &p2)] {
+            let diff = crate::model::fused::tests::max_diff(a, b);
+            assert!(diff < 1e-6, "differs by {diff}");
+        }
     }
 }
