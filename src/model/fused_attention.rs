@@ -23,6 +23,24 @@ struct Heads {
 }
 
 impl Heads {
+    /// The geometry of packed `qkv` [b, t, 3·d], checked against the key bias [b, t].
+    fn new(name: &str, heads: usize, qkv: &Layout, bias: &Layout) -> Result<Heads> {
+        let (b, tokens, width) = qkv.shape().dims3()?;
+        if width % 3 != 0 || bias.dims() != [b, tokens] {
+            candle_core::bail!(
+                "{name}: expected qkv [b, t, {}] and a key bias [b, t], got {:?} and {:?}",
+                3 * (width / 3),
+                qkv.dims(),
+                bias.dims()
+            )
+        }
+        Ok(Heads {
+            heads,
+            tokens,
+            d_model: width / 3,
+        })
+    }
+
     fn head_dim(&self) -> usize {
         self.d_model / self.heads
     }
@@ -54,19 +72,6 @@ impl Heads {
         gemm(p, self.square(), qkv, q, qkv, k.t(), scale, 1);
         softmax_rows(p, key_bias);
     }
-
-    fn check(&self, name: &str, qkv: &Layout, bias: &Layout) -> Result<()> {
-        let (b, t, width) = qkv.shape().dims3()?;
-        if width != 3 * self.d_model || bias.dims() != [b, t] {
-            candle_core::bail!(
-                "{name}: expected qkv [b, t, {}] and a key bias [b, t], got {:?} and {:?}",
-                3 * self.d_model,
-                qkv.dims(),
-                bias.dims()
-            )
-        }
-        Ok(())
-    }
 }
 
 struct Attention {
@@ -75,17 +80,6 @@ struct Attention {
 
 struct AttentionBackward {
     heads: usize,
-}
-
-impl Attention {
-    fn geometry(&self, qkv: &Layout) -> Result<Heads> {
-        let (_, tokens, width) = qkv.shape().dims3()?;
-        Ok(Heads {
-            heads: self.heads,
-            tokens,
-            d_model: width / 3,
-        })
-    }
 }
 
 impl CustomOp2 for Attention {
@@ -100,8 +94,7 @@ impl CustomOp2 for Attention {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = self.geometry(l1)?;
-        g.check(self.name(), l1, l2)?;
+        let g = Heads::new(self.name(), self.heads, l1, l2)?;
         let (qkv, bias) = (data(self.name(), s1, l1)?, data(self.name(), s2, l2)?);
         let (t, d) = (g.tokens, g.d_model);
         let batch = l1.dims()[0];
@@ -151,8 +144,7 @@ impl CustomOp3 for AttentionBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Attention { heads: self.heads }.geometry(l1)?;
-        g.check(self.name(), l1, l2)?;
+        let g = Heads::new(self.name(), self.heads, l1, l2)?;
         let (qkv, bias) = (data(self.name(), s1, l1)?, data(self.name(), s2, l2)?);
         let grad = data(self.name(), s3, l3)?;
         let (t, d) = (g.tokens, g.d_model);
