@@ -86,24 +86,16 @@ impl SeriesEncoder {
         x.reshape((b, self.cfg.patches(), self.cfg.patch))
     }
 
-    /// Patches [batch, N, P] → token states [batch, N+1, d] ([CLS] first). `mask` [batch, N]
-    /// (1 = replace by the mask embedding); `valid` [batch, N] (1 = real data, 0 = padding).
-    pub fn encode_patches(
-        &self,
-        patches: &Tensor,
-        mask: Option<&Tensor>,
-        valid: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let mut tokens = self.patch_embed.forward(patches)?;
-        if let Some(mask) = mask {
-            tokens = self.apply_mask(&tokens, mask)?;
-        }
-        self.encode_tokens(&tokens, valid)
+    /// Patches [batch, N, P] → token states [batch, N+1, d] ([CLS] first); `valid`
+    /// [batch, N] (1 = real data, 0 = padding).
+    pub fn encode_patches(&self, patches: &Tensor, valid: Option<&Tensor>) -> Result<Tensor> {
+        self.encode_tokens(&self.patch_embed.forward(patches)?, valid)
     }
 
     /// The masked view (masked-patch modelling) and the clean view (contrastive features) of
     /// the same patches, in one pass over the stacked batch: one graph node per layer instead
-    /// of two, and products twice as tall. Returns (masked, clean) states [batch, N+1, d].
+    /// of two, and products twice as tall. `mask` [batch, N] is 1 where a patch is replaced by
+    /// the mask embedding. Returns (masked, clean) states [batch, N+1, d].
     pub fn encode_views(
         &self,
         patches: &Tensor,
@@ -150,7 +142,7 @@ impl Encoder for SeriesEncoder {
     /// The [CLS] state of the unmasked window.
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         let patches = self.patchify(&instance_norm(x)?)?;
-        self.encode_patches(&patches, None, None)?
+        self.encode_patches(&patches, None)?
             .narrow(1, 0, 1)?
             .squeeze(1)
     }

@@ -13,12 +13,12 @@
 //! the online weights by EMA after every optimiser step.
 
 use super::objectives::{info_nce_distilled, masked_patch_se, token_nll};
-use crate::model::fused::{contiguous, contiguous_mut};
 use crate::model::layers::{self, linear};
 use crate::model::{instance_norm, SeriesConfig, SeriesEncoder, SymbolConfig, SymbolEncoder};
 use crate::symbolic::tokens::vocab_size;
+use crate::train::MovingAverage;
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, DType, Device, IndexOp, InplaceOp2, Layout, Result, Tensor, Var, D};
+use candle_core::{DType, Device, IndexOp, Result, Tensor, Var, D};
 use candle_nn::{Init, Linear, Module, VarBuilder, VarMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,7 @@ impl Towers {
         tokens: &Tensor,
         token_valid: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let s = self.series.encode_patches(patches, None, Some(valid))?;
+        let s = self.series.encode_patches(patches, Some(valid))?;
         let y = self.symbol.forward(tokens, token_valid)?;
         self.project(&s, &y)
     }
@@ -280,8 +280,14 @@ impl SymTime {
         for (name, mvar) in state.iter().filter(|(n, _)| n.starts_with("momentum.")) {
             let src = &online[&name["momentum.".len()..]];
             if mvar.device().is_cpu() {
-                mvar.as_tensor()
-                    .inplace_op2(src.as_tensor(), &Ema { m: m as f32 })?;
+                mvar.as_tensor().inplace_op2(
+                    src.as_tensor(),
+                    &MovingAverage {
+                        keep: m as f32,
+                        scale: 1.0,
+                        squared: false,
+                    },
+                )?;
             } else {
                 mvar.set(&((mvar.as_tensor() * m)? + (src.as_tensor() * (1.0 - m))?)?)?;
             }
@@ -469,32 +475,6 @@ impl SymTime {
     }
 }
 
-/// momentum ← m·momentum + (1 − m)·online, in one pass in place.
-struct Ema {
-    m: f32,
-}
-
-impl InplaceOp2 for Ema {
-    fn name(&self) -> &'static str {
-        "ema"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<()> {
-        let momentum = contiguous_mut(self.name(), s1, l1)?;
-        let online = contiguous(self.name(), s2, l2)?;
-        for (a, b) in momentum.iter_mut().zip(online) {
-            *a = self.m * *a + (1.0 - self.m) * b;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,12 +557,15 @@ mod tests {
         let batch = batch(&model);
         let patches = model.online_towers.series.patchify(&batch.series).unwrap();
         assert_eq!(patches.dims(), &[4, 4, 8]);
-        let states = model
+        let (masked, clean) = model
             .online_towers
             .series
-            .encode_patches(&patches, Some(&batch.patch_mask), None)
+            .encode_views(&patches, &batch.patch_mask, &batch.patch_valid)
             .unwrap();
-        assert_eq!(states.dims(), &[4, 5, 16]);
+        assert_eq!(
+            (masked.dims(), clean.dims()),
+            (&[4, 5, 16][..], &[4, 5, 16][..])
+        );
         assert_eq!(
             model
                 .online_towers

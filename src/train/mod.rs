@@ -4,4 +4,4 @@
 pub mod checkpoint;
 mod optim;
 
-pub use optim::{learning_rate, AdamW};
+pub use optim::{learning_rate, AdamW, MovingAverage};

@@ -157,20 +157,13 @@ impl Step {
     /// Three passes over memory, in place. The tensor-op form (`composed`) allocates a
     /// temporary per operation, a dozen per parameter and step.
     fn in_place(&self, param: &Var, m: &Tensor, v: &Tensor, g: &Tensor) -> Result<()> {
-        m.inplace_op2(
-            g,
-            &Moment {
-                step: *self,
-                squared: false,
-            },
-        )?;
-        v.inplace_op2(
-            g,
-            &Moment {
-                step: *self,
-                squared: true,
-            },
-        )?;
+        let average = |keep: f32, squared: bool| MovingAverage {
+            keep,
+            scale: self.grad_scale,
+            squared,
+        };
+        m.inplace_op2(g, &average(self.beta1, false))?;
+        v.inplace_op2(g, &average(self.beta2, true))?;
         param.as_tensor().inplace_op3(m, v, self)
     }
 
@@ -195,15 +188,17 @@ impl Step {
     }
 }
 
-/// The first (or, `squared`, the second) moment update of `Step`, in place.
-struct Moment {
-    step: Step,
-    squared: bool,
+/// a ← keep·a + (1 − keep)·h(scale·b) in one pass, in place, with h the identity or (when
+/// `squared`) the square: AdamW's two moments, and the momentum encoders' EMA.
+pub struct MovingAverage {
+    pub keep: f32,
+    pub scale: f32,
+    pub squared: bool,
 }
 
-impl InplaceOp2 for Moment {
+impl InplaceOp2 for MovingAverage {
     fn name(&self) -> &'static str {
-        "adamw-moment"
+        "moving-average"
     }
 
     fn cpu_fwd(
@@ -213,16 +208,11 @@ impl InplaceOp2 for Moment {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let moment = contiguous_mut(self.name(), s1, l1)?;
-        let grad = contiguous(self.name(), s2, l2)?;
-        let beta = if self.squared {
-            self.step.beta2
-        } else {
-            self.step.beta1
-        };
-        for (m, g) in moment.iter_mut().zip(grad) {
-            let g = g * self.step.grad_scale;
-            *m = beta * *m + (1.0 - beta) * if self.squared { g * g } else { g };
+        let average = contiguous_mut(self.name(), s1, l1)?;
+        let source = contiguous(self.name(), s2, l2)?;
+        for (a, b) in average.iter_mut().zip(source) {
+            let b = b * self.scale;
+            *a = self.keep * *a + (1.0 - self.keep) * if self.squared { b * b } else { b };
         }
         Ok(())
     }
