@@ -12,7 +12,7 @@
 //! The momentum copies of both encoders and projections live in their own `VarMap` and follow
 //! the online weights by EMA after every optimiser step.
 
-use super::objectives::{info_nce_distilled, masked_patch_se, token_nll};
+use super::objectives::{info_nce_distilled, masked_patch_se, token_nll, Bank};
 use crate::model::layers::{self, linear};
 use crate::model::{instance_norm, SeriesConfig, SeriesEncoder, SymbolConfig, SymbolEncoder};
 use crate::symbolic::tokens::vocab_size;
@@ -119,13 +119,12 @@ impl Losses {
     }
 }
 
-/// What every block of a batch shares: the normalised patches, the momentum features and
-/// banks of the whole batch, and the counts the losses are divided by.
+/// What every block of a batch shares: the normalised patches, the momentum features of the
+/// whole batch and the queues, and the counts the losses are divided by.
 struct Shared {
     patches: Tensor,
     momentum: (Tensor, Tensor),
-    series_bank: Tensor,
-    symbol_bank: Tensor,
+    queues: (Tensor, Tensor),
     scored_patches: f64,
     scored_tokens: f64,
     alpha: f64,
@@ -357,8 +356,12 @@ impl SymTime {
         let shared = Shared {
             patches,
             momentum: (s_m.clone(), y_m.clone()),
-            series_bank: Tensor::cat(&[&s_m, self.queue_series.as_tensor()], 0)?,
-            symbol_bank: Tensor::cat(&[&y_m, self.queue_symbol.as_tensor()], 0)?,
+            // Detached: the queues are variables, and otherwise every block's backward pass
+            // would build (and throw away) a queue-sized gradient for each of them.
+            queues: (
+                self.queue_series.as_tensor().detach(),
+                self.queue_symbol.as_tensor().detach(),
+            ),
             scored_patches: (&batch.patch_mask * &batch.patch_valid)?
                 .sum_all()?
                 .to_scalar::<f32>()?
@@ -446,8 +449,11 @@ impl SymTime {
         let (s, y) = towers.project(&clean_series, &clean_symbol)?;
         let temp = self.temperature.as_tensor().clamp(0.001f32, 0.5f32)?;
         let (s_m, y_m) = (block(&shared.momentum.0)?, block(&shared.momentum.1)?);
-        let s2y = info_nce_distilled(&s, &s_m, &shared.symbol_bank, first, &temp, shared.alpha)?;
-        let y2s = info_nce_distilled(&y, &y_m, &shared.series_bank, first, &temp, shared.alpha)?;
+        let bank = |batch, queue| Bank { batch, queue };
+        let symbol_bank = bank(&shared.momentum.1, &shared.queues.1);
+        let series_bank = bank(&shared.momentum.0, &shared.queues.0);
+        let s2y = info_nce_distilled(&s, &s_m, symbol_bank, first, &temp, shared.alpha)?;
+        let y2s = info_nce_distilled(&y, &y_m, series_bank, first, &temp, shared.alpha)?;
         let itc = ((s2y + y2s)? / (2.0 * shared.momentum.0.dim(0)? as f64))?;
 
         let total = ((&mpm * o.mpm_weight)? + (&mlm * o.mlm_weight)? + (&itc * o.itc_weight)?)?;
@@ -586,6 +592,10 @@ mod tests {
         let trainable = model.trainable();
         assert!(trainable.len() > 30);
         crate::model::assert_every_gradient_nonzero(&grads, &trainable);
+        // The queues are constants of the step: differentiating them costs a queue-sized
+        // gradient per block and direction.
+        assert!(grads.get(model.queue_series.as_tensor()).is_none());
+        assert!(grads.get(model.queue_symbol.as_tensor()).is_none());
         // The step moves the queue pointer by the batch size, wrapping at 6.
         model.after_step(&(s_m.clone(), y_m.clone())).unwrap();
         model.after_step(&(s_m, y_m)).unwrap();

@@ -26,15 +26,41 @@ pub fn token_nll(log_probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
         .neg()
 }
 
+/// The momentum features of one modality that online features are contrasted with: the
+/// whole batch's [B, E], then the queue's [Q, E]. Kept as two tensors because joining them
+/// would copy the whole queue every step.
+#[derive(Clone, Copy)]
+pub struct Bank<'a> {
+    pub batch: &'a Tensor,
+    pub queue: &'a Tensor,
+}
+
+impl Bank<'_> {
+    fn len(&self) -> Result<usize> {
+        Ok(self.batch.dim(0)? + self.queue.dim(0)?)
+    }
+
+    /// `features` [n, E] · bank^T: [n, B + Q].
+    fn similarities(&self, features: &Tensor) -> Result<Tensor> {
+        Tensor::cat(
+            &[
+                features.matmul(&self.batch.t()?)?,
+                features.matmul(&self.queue.t()?)?,
+            ],
+            1,
+        )
+    }
+}
+
 /// One direction of InfoNCE with momentum distillation, summed over rows. `online`,
-/// `momentum` [n, E] are rows `first_row..first_row + n` of the batch; `bank` [B + Q, E] holds
-/// the whole batch's momentum features of the other modality, then the queue; all
-/// L2-normalised; `temperature` [1]. The target of row i is
-/// α·softmax(momentum_i · bank / τ) + (1 − α)·one-hot(first_row + i): a single softmax.
+/// `momentum` [n, E] are rows `first_row..first_row + n` of the batch; `bank` holds the
+/// momentum features of the other modality; all L2-normalised; `temperature` [1]. The target
+/// of row i is α·softmax(momentum_i · bank / τ) + (1 − α)·one-hot(first_row + i): a single
+/// softmax.
 pub fn info_nce_distilled(
     online: &Tensor,
     momentum: &Tensor,
-    bank: &Tensor,
+    bank: Bank,
     first_row: usize,
     temperature: &Tensor,
     alpha: f64,
@@ -43,11 +69,11 @@ pub fn info_nce_distilled(
     let one_hot = Tensor::eye(n, online.dtype(), online.device())?.pad_with_zeros(
         1,
         first_row,
-        bank.dim(0)? - first_row - n,
+        bank.len()? - first_row - n,
     )?;
-    let sim = online.matmul(&bank.t()?)?.broadcast_div(temperature)?;
-    let sim_m = momentum
-        .matmul(&bank.t()?)?
+    let sim = bank.similarities(online)?.broadcast_div(temperature)?;
+    let sim_m = bank
+        .similarities(momentum)?
         .broadcast_div(&temperature.detach())?;
     let soft = ((candle_nn::ops::softmax(&sim_m, D::Minus1)? * alpha)?
         + (one_hot * (1.0 - alpha))?)?
@@ -100,16 +126,20 @@ mod tests {
     fn info_nce_matches_hand_computation() {
         // B = 1, bank = [positive, one queue entry]; features are orthogonal unit vectors.
         let online = t(&[1.0, 0.0], &[1, 2]);
-        let bank = t(&[1.0, 0.0, 0.0, 1.0], &[2, 2]);
+        let (positive, queue) = (t(&[1.0, 0.0], &[1, 2]), t(&[0.0, 1.0], &[1, 2]));
+        let bank = Bank {
+            batch: &positive,
+            queue: &queue,
+        };
         let temp = t(&[0.5], &[1]);
         // Similarities /τ: [2, 0]; log-softmax of the positive: 2 − ln(e² + 1).
-        let hard = scalar(info_nce_distilled(&online, &online, &bank, 0, &temp, 0.0).unwrap());
+        let hard = scalar(info_nce_distilled(&online, &online, bank, 0, &temp, 0.0).unwrap());
         let want = -(2.0f32 - (2f32.exp() + 1.0).ln());
         assert!((hard - want).abs() < 1e-5, "{hard} vs {want}");
         // With α = 1 and a momentum feature equal to the queue entry, the soft target is
         // softmax([0, 2]) = [1/(1+e²), e²/(1+e²)].
         let momentum = t(&[0.0, 1.0], &[1, 2]);
-        let soft = scalar(info_nce_distilled(&online, &momentum, &bank, 0, &temp, 1.0).unwrap());
+        let soft = scalar(info_nce_distilled(&online, &momentum, bank, 0, &temp, 1.0).unwrap());
         let p0 = 1.0 / (1.0 + 2f32.exp());
         let log_sm = [2.0 - (2f32.exp() + 1.0).ln(), -(2f32.exp() + 1.0).ln()];
         let want = -(p0 * log_sm[0] + (1.0 - p0) * log_sm[1]);
@@ -125,7 +155,14 @@ mod tests {
         };
         let online = unit(Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap());
         let momentum = unit(Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap());
-        let bank = unit(Tensor::randn(0f32, 1.0, (7, 4), &dev).unwrap());
+        let (batch, queue) = (
+            unit(Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap()),
+            unit(Tensor::randn(0f32, 1.0, (4, 4), &dev).unwrap()),
+        );
+        let bank = Bank {
+            batch: &batch,
+            queue: &queue,
+        };
         let temp = t(&[0.2], &[1]);
         let loss = |rows: std::ops::Range<usize>| {
             let n = rows.len();
@@ -133,7 +170,7 @@ mod tests {
                 info_nce_distilled(
                     &online.narrow(0, rows.start, n).unwrap(),
                     &momentum.narrow(0, rows.start, n).unwrap(),
-                    &bank,
+                    bank,
                     rows.start,
                     &temp,
                     0.3,
