@@ -4,6 +4,7 @@
 use crate::model::fused::{contiguous, contiguous_mut};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 pub struct AdamW {
@@ -42,13 +43,13 @@ impl AdamW {
 
     /// Global L2 norm of the gradients of every parameter.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
-        let mut total = 0.0;
-        for (_, v) in &self.params {
-            if let Some(g) = grads.get(v) {
-                total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            }
-        }
-        Ok(total.sqrt())
+        let squares: Vec<f64> = self
+            .params
+            .par_iter()
+            .filter_map(|(_, v)| grads.get(v))
+            .map(|g| Ok(g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64))
+            .collect::<Result<_>>()?;
+        Ok(squares.iter().sum::<f64>().sqrt())
     }
 
     /// One update at learning rate `lr`, with gradients scaled so their global norm is at
@@ -65,28 +66,39 @@ impl AdamW {
         let (b1, b2) = (self.beta1, self.beta2);
         let correction1 = 1.0 - b1.powi(self.steps as i32);
         let correction2 = 1.0 - b2.powi(self.steps as i32);
-        for (i, (_, var)) in self.params.iter().enumerate() {
-            let Some(g) = grads.get(var) else { continue };
-            let step = Step {
-                grad_scale: scale as f32,
-                beta1: b1 as f32,
-                beta2: b2 as f32,
-                lr: lr as f32,
-                keep: (1.0
-                    - lr * if var.rank() >= 2 {
-                        self.weight_decay
-                    } else {
-                        0.0
-                    }) as f32,
-                correction1: correction1 as f32,
-                correction2: correction2 as f32,
-                eps: self.eps as f32,
-            };
-            let (m, v) = (&mut self.first[i], &mut self.second[i]);
-            if var.device().is_cpu() {
-                step.in_place(var, m, v, &g.contiguous()?)?;
-            } else {
-                let (m_next, v_next, p_next) = step.composed(var.as_tensor(), m, v, g)?;
+        let step_of = |var: &Var| Step {
+            grad_scale: scale as f32,
+            beta1: b1 as f32,
+            beta2: b2 as f32,
+            lr: lr as f32,
+            keep: (1.0
+                - lr * if var.rank() >= 2 {
+                    self.weight_decay
+                } else {
+                    0.0
+                }) as f32,
+            correction1: correction1 as f32,
+            correction2: correction2 as f32,
+            eps: self.eps as f32,
+        };
+        let updates = self
+            .params
+            .iter()
+            .zip(self.first.iter_mut().zip(&mut self.second));
+        let on_cpu = self.params.iter().all(|(_, v)| v.device().is_cpu());
+        if on_cpu {
+            // In place, one parameter per task (each touches only its own three tensors).
+            let updates: Vec<_> = updates.collect();
+            updates.into_par_iter().try_for_each(|((_, var), (m, v))| {
+                let Some(g) = grads.get(var) else {
+                    return Ok(());
+                };
+                step_of(var).in_place(var, m, v, &g.contiguous()?)
+            })?;
+        } else {
+            for ((_, var), (m, v)) in updates {
+                let Some(g) = grads.get(var) else { continue };
+                let (m_next, v_next, p_next) = step_of(var).composed(var.as_tensor(), m, v, g)?;
                 (*m, *v) = (m_next, v_next);
                 var.set(&p_next)?;
             }
