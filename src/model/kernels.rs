@@ -3,7 +3,8 @@
 //! Every loop is branch-free and call-free so that it vectorises, and each public kernel is
 //! compiled twice: for the x86-64 baseline (SSE2, 4 floats wide) and for AVX-512 (16 wide),
 //! picked at run time by CPU detection, so one binary runs everywhere and uses what it finds.
-//! Reductions run in eight fixed lanes, so both builds give bit-identical results.
+//! Reductions run in fixed lanes (eight; sixteen in the softmax's blocks) and a fixed order,
+//! so both builds give bit-identical results.
 
 /// Defines a kernel whose body is compiled for the baseline and, on x86-64, for AVX-512F,
 /// dispatching on the CPU it runs on.
@@ -60,24 +61,6 @@ fn ordered_dot_by(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The largest element, in eight lanes (`f32::max` keeps a loop scalar: it must honour NaN).
-#[inline(always)]
-fn lane_max(x: &[f32]) -> f32 {
-    let bigger = |a: f32, b: f32| if b > a { b } else { a };
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let chunks = x.chunks_exact(8);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| bigger(m, v));
-    for chunk in chunks {
-        for i in 0..8 {
-            lanes[i] = bigger(lanes[i], chunk[i]);
-        }
-    }
-    lanes.iter().fold(tail, |m, &v| bigger(m, v))
-}
-
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two (Cody–Waite), so that k·ln 2 is subtracted without rounding error.
 const LN_2_HIGH: f32 = 0.693_145_75;
@@ -92,13 +75,18 @@ const ROUNDING: f32 = 12_582_912.0;
 #[inline(always)]
 fn fast_exp(x: f32) -> f32 {
     let clamped = x.clamp(-87.3, 88.3);
-    let k = (clamped * LOG2_E + ROUNDING) - ROUNDING;
+    let shifted = clamped * LOG2_E + ROUNDING;
+    let k = shifted - ROUNDING;
     let r = (clamped - k * LN_2_HIGH) - k * LN_2_LOW;
     let p = 1.0
         + r * (1.0
             + r * (1.0 / 2.0
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // k as an integer is in the low mantissa bits of `shifted`; reading it there keeps the
+    // loop in vector registers (`k as i32` is a saturating cast, which compiled to scalar
+    // conversions inside the AVX-512 softmax).
+    let k_bits = shifted.to_bits().wrapping_sub(ROUNDING.to_bits());
+    let scale = f32::from_bits(k_bits.wrapping_add(127) << 23);
     if x < -87.3 {
         0.0
     } else {
@@ -115,16 +103,93 @@ fn fast_tanh(u: f32) -> f32 {
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_CUBIC: f32 = 0.044_715;
 
+/// Width of the fixed blocks that short rows are processed in.
+const BLOCK: usize = 16;
+
+/// Calls `f` on `x` in blocks of 16, the last one padded with `pad` (only `x`'s own elements
+/// are written back). A loop over a fixed-size block compiles to whole vector operations; a
+/// plain loop over a short row does not: LLVM unrolls its vector loop to 64 elements, so an
+/// attention row of 48 ran entirely in the scalar remainder loop.
+#[inline(always)]
+fn in_blocks(x: &mut [f32], pad: f32, mut f: impl FnMut(&mut [f32; BLOCK])) {
+    let mut blocks = x.chunks_exact_mut(BLOCK);
+    for block in &mut blocks {
+        f(block.try_into().expect("a full block"));
+    }
+    let tail = blocks.into_remainder();
+    if !tail.is_empty() {
+        let mut padded = [pad; BLOCK];
+        padded[..tail.len()].copy_from_slice(tail);
+        f(&mut padded);
+        tail.copy_from_slice(&padded[..tail.len()]);
+    }
+}
+
+/// `in_blocks` over `x` with the matching blocks of `y` (as long as `x`, padded with `y_pad`).
+#[inline(always)]
+fn in_block_pairs(
+    x: &mut [f32],
+    x_pad: f32,
+    y: &[f32],
+    y_pad: f32,
+    mut f: impl FnMut(&mut [f32; BLOCK], &[f32; BLOCK]),
+) {
+    assert_eq!(x.len(), y.len(), "in_block_pairs: unequal lengths");
+    let (mut xs, mut ys) = (x.chunks_exact_mut(BLOCK), y.chunks_exact(BLOCK));
+    for (xb, yb) in (&mut xs).zip(&mut ys) {
+        f(
+            xb.try_into().expect("a full block"),
+            yb.try_into().expect("a full block"),
+        );
+    }
+    let (x_tail, y_tail) = (xs.into_remainder(), ys.remainder());
+    if !x_tail.is_empty() {
+        let (mut xb, mut yb) = ([x_pad; BLOCK], [y_pad; BLOCK]);
+        xb[..x_tail.len()].copy_from_slice(x_tail);
+        yb[..y_tail.len()].copy_from_slice(y_tail);
+        f(&mut xb, &yb);
+        x_tail.copy_from_slice(&xb[..x_tail.len()]);
+    }
+}
+
+/// Folds 16 lanes into one by halves (8 + 8, 4 + 4, ...): four dependent vector steps
+/// instead of sixteen dependent scalar ones, which dominated the softmax of short rows.
+#[inline(always)]
+fn fold_lanes(mut lanes: [f32; BLOCK], combine: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut width = BLOCK / 2;
+    while width > 0 {
+        for i in 0..width {
+            lanes[i] = combine(lanes[i], lanes[i + width]);
+        }
+        width /= 2;
+    }
+    lanes[0]
+}
+
 kernel! {
     /// Adds `key_bias` to every row of `scores` (rows of `key_bias.len()`), then takes each
     /// row's softmax in place (max-subtracted, so -1e9 biases give exact zeros).
     pub fn softmax_rows(scores: &mut [f32], key_bias: &[f32]) {
+        let bigger = |a: f32, b: f32| if b > a { b } else { a };
         for row in scores.chunks_exact_mut(key_bias.len()) {
-            row.iter_mut().zip(key_bias).for_each(|(s, b)| *s += b);
-            let max = lane_max(row);
-            row.iter_mut().for_each(|v| *v = fast_exp(*v - max));
-            let inv = 1.0 / ordered_sum(row);
-            row.iter_mut().for_each(|v| *v *= inv);
+            // Padding with −∞ leaves the maximum alone and adds e^−∞ = 0 to the sum.
+            let mut maxima = [f32::NEG_INFINITY; BLOCK];
+            in_block_pairs(row, f32::NEG_INFINITY, key_bias, 0.0, |s, b| {
+                for i in 0..BLOCK {
+                    s[i] += b[i];
+                    maxima[i] = bigger(maxima[i], s[i]);
+                }
+            });
+            let max = fold_lanes(maxima, bigger);
+            let mut sums = [0f32; BLOCK];
+            in_blocks(row, f32::NEG_INFINITY, |s| {
+                for i in 0..BLOCK {
+                    s[i] = fast_exp(s[i] - max);
+                    sums[i] += s[i];
+                }
+            });
+            let inv = 1.0 / fold_lanes(sums, |a, b| a + b);
+            in_blocks(row, 0.0, |s| s.iter_mut().for_each(|v| *v *= inv));
         }
     }
 }
@@ -276,8 +341,35 @@ mod tests {
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((ordered_dot(&a, &b) - plain).abs() < 1e-4);
         assert_eq!(ordered_sum(&a), 85.5);
-        assert_eq!(lane_max(&b), 1.0);
-        assert_eq!(lane_max(&a), 9.0);
+        assert_eq!(
+            fold_lanes(std::array::from_fn(|i| i as f32), f32::max),
+            15.0
+        );
+        assert_eq!(fold_lanes([0.25; BLOCK], |x, y| x + y), 4.0);
+    }
+
+    #[test]
+    fn softmax_of_rows_with_partial_blocks_matches_the_definition() {
+        // Rows of 37: two full blocks and a padded one, with the largest score in the tail
+        // block and a masked key in a full one.
+        let width = 37;
+        let bias: Vec<f32> = (0..width)
+            .map(|j| if j == 5 { -1e9 } else { 0.0 })
+            .collect();
+        let raw: Vec<f32> = (0..2 * width)
+            .map(|i| ((i * 7919) % 101) as f32 * 0.05 + if i % width == 35 { 9.0 } else { 0.0 })
+            .collect();
+        let mut fused = raw.clone();
+        softmax_rows(&mut fused, &bias);
+        for (row, got) in raw.chunks(width).zip(fused.chunks(width)) {
+            let biased: Vec<f64> = row.iter().zip(&bias).map(|(s, b)| (s + b) as f64).collect();
+            let max = biased.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let total: f64 = biased.iter().map(|s| (s - max).exp()).sum();
+            for (s, g) in biased.iter().zip(got) {
+                let want = (s - max).exp() / total;
+                assert!((want - *g as f64).abs() < 1e-6, "{want} vs {g}");
+            }
+        }
     }
 
     #[test]
