@@ -9,7 +9,7 @@
 //! every op falls back to the differentiable composition, which the tests also use as the
 //! reference (values and gradients).
 
-use super::gemm::{gemm, View};
+use super::gemm::{gemm, gemm_add, View};
 use super::kernels;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use candle_nn::Module;
@@ -101,18 +101,16 @@ impl CustomOp3 for LinearOp {
         let (w, _) = rows(self.name(), s2, l2)?;
         let bias = vector(self.name(), s3, l3, out)?;
         let n = x.len() / width;
-        let mut y = vec![0f32; n * out];
-        gemm(
+        let mut y = bias.repeat(n);
+        gemm_add(
             &mut y,
             View::matrix(n, out),
             x,
             View::matrix(n, width),
             w,
             View::matrix(out, width).t(),
-            1.0,
             rayon::current_num_threads(),
         );
-        kernels::add_to_rows(&mut y, bias);
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("rows() checked the rank") = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))

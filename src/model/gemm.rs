@@ -44,8 +44,7 @@ impl View {
     }
 }
 
-/// `dst = scale · a · b`, on `threads` rayon threads. The extents are checked here, and the
-/// borrow rules keep `dst` apart from `a` and `b`, which makes the call sound.
+/// `dst = scale · a · b`, on `threads` rayon threads.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     dst: &mut [f32],
@@ -57,6 +56,38 @@ pub fn gemm(
     scale: f32,
     threads: usize,
 ) {
+    product(dst, d, a, av, b, bv, scale, threads, false)
+}
+
+/// `dst += a · b`, on `threads` rayon threads (a linear layer's output starts as its bias,
+/// which spares zero-filling it and a second pass to add the bias).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_add(
+    dst: &mut [f32],
+    d: View,
+    a: &[f32],
+    av: View,
+    b: &[f32],
+    bv: View,
+    threads: usize,
+) {
+    product(dst, d, a, av, b, bv, 1.0, threads, true)
+}
+
+/// `dst = scale · a · b`, or `dst += scale · a · b` when `add`. The extents are checked here,
+/// and the borrow rules keep `dst` apart from `a` and `b`, which makes the call sound.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    dst: &mut [f32],
+    d: View,
+    a: &[f32],
+    av: View,
+    b: &[f32],
+    bv: View,
+    scale: f32,
+    threads: usize,
+    add: bool,
+) {
     assert!(
         d.rows == av.rows && d.cols == bv.cols && av.cols == bv.rows,
         "gemm: {d:?} = {av:?} x {bv:?}"
@@ -65,6 +96,9 @@ pub fn gemm(
         return;
     }
     if av.cols == 0 {
+        if add {
+            return;
+        }
         for r in 0..d.rows {
             for c in 0..d.cols {
                 dst[d.offset + r * d.row_stride + c * d.col_stride] = 0.0;
@@ -89,14 +123,14 @@ pub fn gemm(
             dst.as_mut_ptr().add(d.offset),
             stride(d.col_stride),
             stride(d.row_stride),
-            false,
+            add,
             a.as_ptr().add(av.offset),
             stride(av.col_stride),
             stride(av.row_stride),
             b.as_ptr().add(bv.offset),
             stride(bv.col_stride),
             stride(bv.row_stride),
-            0.0,
+            1.0, // the weight of dst's old value, read only when `add`
             scale,
             false,
             false,
@@ -137,6 +171,11 @@ mod tests {
             gemm(&mut dst, View::matrix(3, 5), &a, av, &b, bv, 1.0, threads);
             for (x, y) in dst.iter().zip(naive(&a, av, &b, bv)) {
                 assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+            let mut sum: Vec<f32> = (0..15).map(|i| i as f32).collect();
+            gemm_add(&mut sum, View::matrix(3, 5), &a, av, &b, bv, threads);
+            for (i, (x, y)) in sum.iter().zip(naive(&a, av, &b, bv)).enumerate() {
+                assert!((x - (y + i as f32)).abs() < 1e-5, "{x} vs {y} + {i}");
             }
         }
     }
