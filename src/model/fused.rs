@@ -300,6 +300,61 @@ fn layer_norm_composition(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) 
         .broadcast_add(bias)
 }
 
+/// x·cᵀ for a constant c: candle's matmul backward also computes the gradient of its right
+/// operand, even a detached one, which for the contrastive queue (65,536 × 128) cost a
+/// queue-sized product, buffer and add per block and direction.
+struct ConstantProduct;
+
+impl CustomOp2 for ConstantProduct {
+    fn name(&self) -> &'static str {
+        "constant-product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, width) = rows(self.name(), s1, l1)?;
+        let (out, _) = weight_dims(self.name(), l2, width)?;
+        let (c, _) = rows(self.name(), s2, l2)?;
+        let n = x.len() / width;
+        let mut y = vec![0f32; n * out];
+        gemm(
+            &mut y,
+            View::matrix(n, out),
+            x,
+            View::matrix(n, width),
+            c,
+            View::matrix(out, width).t(),
+            1.0,
+            rayon::current_num_threads(),
+        );
+        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        c: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad_x = grad.contiguous()?.apply_op2_no_bwd(c, &LinearInputGrad)?;
+        Ok((Some(grad_x), None))
+    }
+}
+
+/// x·cᵀ for x [n, E] and a constant c [M, E] (no gradient flows to c, none is computed).
+pub fn times_constant(x: &Tensor, c: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.matmul(&c.detach().t()?);
+    }
+    x.contiguous()?.apply_op2(&c.contiguous()?, ConstantProduct)
+}
+
 /// LayerNorm over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
     if !x.device().is_cpu() {
@@ -434,6 +489,28 @@ pub(crate) mod tests {
             |t| linear(&t[0], &t[1], &t[2]),
             |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
         );
+    }
+
+    #[test]
+    fn constant_product_matches_matmul_and_leaves_the_constant_alone() {
+        let (x, c) = (randn(&[3, 5], 1.0), randn(&[7, 5], 1.0));
+        // The input gradient (checked by `check` for input 0 only: c is a constant).
+        check(
+            &[x],
+            |t| times_constant(&t[0], &c),
+            |t| t[0].matmul(&c.t()?),
+        );
+        let (x, c) = (
+            Var::from_tensor(&randn(&[3, 5], 1.0)).unwrap(),
+            Var::zeros((7, 5), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+        let grads = times_constant(x.as_tensor(), c.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(x.as_tensor()).is_some() && grads.get(c.as_tensor()).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! scored items; the caller divides by the whole batch's count, so that the losses of the
 //! parts of a batch (computed on different threads) add up to the batch's loss exactly.
 
+use crate::model::fused::times_constant;
 use candle_core::{Result, Tensor, D};
 
 /// Squared error summed over patches that are both masked and real (each patch's error is
@@ -40,12 +41,12 @@ impl Bank<'_> {
         Ok(self.batch.dim(0)? + self.queue.dim(0)?)
     }
 
-    /// `features` [n, E] · bank^T: [n, B + Q].
+    /// `features` [n, E] · bank^T: [n, B + Q] (the bank is a constant of the step).
     fn similarities(&self, features: &Tensor) -> Result<Tensor> {
         Tensor::cat(
             &[
-                features.matmul(&self.batch.t()?)?,
-                features.matmul(&self.queue.t()?)?,
+                times_constant(features, self.batch)?,
+                times_constant(features, self.queue)?,
             ],
             1,
         )
