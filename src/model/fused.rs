@@ -9,7 +9,7 @@
 //! every op falls back to the differentiable composition, which the tests also use as the
 //! reference (values and gradients).
 
-use super::gemm::{gemm, gemm_add, View};
+use super::gemm::{gemm_add, gemm_new, View};
 use super::kernels;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use candle_nn::Module;
@@ -152,16 +152,14 @@ impl CustomOp2 for LinearInputGrad {
         let (g, out) = rows(self.name(), s1, l1)?;
         let (w, width) = rows(self.name(), s2, l2)?;
         let n = g.len() / out;
-        let mut dx = vec![0f32; n * width];
-        gemm(
-            &mut dx,
-            View::matrix(n, width),
+        let dx = gemm_new(
             g,
             View::matrix(n, out),
             w,
             View::matrix(out, width),
             1.0,
             rayon::current_num_threads(),
+            0,
         );
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("rows() checked the rank") = width;
@@ -185,18 +183,18 @@ impl CustomOp2 for LinearParamGrads {
         let (x, width) = rows(self.name(), s1, l1)?;
         let (g, out) = rows(self.name(), s2, l2)?;
         let n = x.len() / width;
-        let mut params = vec![0f32; out * width + out];
-        gemm(
-            &mut params,
-            View::matrix(out, width),
+        let mut params = gemm_new(
             g,
             View::matrix(n, out).t(),
             x,
             View::matrix(n, width),
             1.0,
             rayon::current_num_threads(),
+            out, // the bias gradient goes after the weight's
         );
-        kernels::column_sums(g, &mut params[out * width..]);
+        let mut bias_grad = vec![0f32; out];
+        kernels::column_sums(g, &mut bias_grad);
+        params.extend_from_slice(&bias_grad);
         Ok((CpuStorage::F32(params), Shape::from(out * width + out)))
     }
 }
@@ -321,16 +319,14 @@ impl CustomOp2 for ConstantProduct {
         let (out, _) = weight_dims(self.name(), l2, width)?;
         let (c, _) = rows(self.name(), s2, l2)?;
         let n = x.len() / width;
-        let mut y = vec![0f32; n * out];
-        gemm(
-            &mut y,
-            View::matrix(n, out),
+        let y = gemm_new(
             x,
             View::matrix(n, width),
             c,
             View::matrix(out, width).t(),
             1.0,
             rayon::current_num_threads(),
+            0,
         );
         Ok((CpuStorage::F32(y), Shape::from((n, out))))
     }

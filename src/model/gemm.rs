@@ -2,6 +2,8 @@
 //! `gemm` crate that candle's own matmul uses (with its AVX-512 kernels enabled), without
 //! candle's copies of non-contiguous operands and without a graph node per product.
 
+use std::mem::MaybeUninit;
+
 /// A strided matrix inside a slice: element (r, c) is at `offset + r·row_stride + c·col_stride`.
 #[derive(Clone, Copy, Debug)]
 pub struct View {
@@ -56,7 +58,41 @@ pub fn gemm(
     scale: f32,
     threads: usize,
 ) {
-    product(dst, d, a, av, b, bv, scale, threads, false)
+    product(as_uninit(dst), d, a, av, b, bv, scale, threads, false)
+}
+
+/// `scale · a · b` as a new row-major matrix, on `threads` rayon threads, with room for
+/// `extra` more elements after it. The buffer is not zero-filled first (a memset the size of
+/// every gradient): the product writes it all.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_new(
+    a: &[f32],
+    av: View,
+    b: &[f32],
+    bv: View,
+    scale: f32,
+    threads: usize,
+    extra: usize,
+) -> Vec<f32> {
+    let len = av.rows * bv.cols;
+    let mut out = Vec::with_capacity(len + extra);
+    let d = View::matrix(av.rows, bv.cols);
+    product(
+        &mut out.spare_capacity_mut()[..len],
+        d,
+        a,
+        av,
+        b,
+        bv,
+        scale,
+        threads,
+        false,
+    );
+    // SAFETY: without `add`, `product` writes every element of the `len`-element matrix `d`
+    // (gemm's contract when it does not read its destination; zeros when the inner
+    // dimension is empty).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `dst += a · b`, on `threads` rayon threads (a linear layer's output starts as its bias,
@@ -71,14 +107,22 @@ pub fn gemm_add(
     bv: View,
     threads: usize,
 ) {
-    product(dst, d, a, av, b, bv, 1.0, threads, true)
+    product(as_uninit(dst), d, a, av, b, bv, 1.0, threads, true)
 }
 
-/// `dst = scale · a · b`, or `dst += scale · a · b` when `add`. The extents are checked here,
-/// and the borrow rules keep `dst` apart from `a` and `b`, which makes the call sound.
+/// An initialised slice seen as possibly-uninitialised memory, for `product`.
+fn as_uninit(dst: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; `product` writes only initialised values, so `dst` stays
+    // initialised.
+    unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// `dst = scale · a · b`, or `dst += scale · a · b` when `add` (then `dst` must be
+/// initialised). The extents are checked here, and the borrow rules keep `dst` apart from `a`
+/// and `b`, which makes the call sound.
 #[allow(clippy::too_many_arguments)]
 fn product(
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     d: View,
     a: &[f32],
     av: View,
@@ -101,7 +145,7 @@ fn product(
         }
         for r in 0..d.rows {
             for c in 0..d.cols {
-                dst[d.offset + r * d.row_stride + c * d.col_stride] = 0.0;
+                dst[d.offset + r * d.row_stride + c * d.col_stride].write(0.0);
             }
         }
         return;
@@ -120,7 +164,7 @@ fn product(
             d.rows,
             d.cols,
             av.cols,
-            dst.as_mut_ptr().add(d.offset),
+            dst.as_mut_ptr().add(d.offset).cast::<f32>(),
             stride(d.col_stride),
             stride(d.row_stride),
             add,
@@ -172,6 +216,8 @@ mod tests {
             for (x, y) in dst.iter().zip(naive(&a, av, &b, bv)) {
                 assert!((x - y).abs() < 1e-5, "{x} vs {y}");
             }
+            let fresh = gemm_new(&a, av, &b, bv, 1.0, threads, 0);
+            assert_eq!(fresh, dst);
             let mut sum: Vec<f32> = (0..15).map(|i| i as f32).collect();
             gemm_add(&mut sum, View::matrix(3, 5), &a, av, &b, bv, threads);
             for (i, (x, y)) in sum.iter().zip(naive(&a, av, &b, bv)).enumerate() {
