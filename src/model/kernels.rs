@@ -61,6 +61,16 @@ fn ordered_dot_by(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// The larger of two values, as a select (`f32::max` keeps a loop scalar: it must honour NaN).
+#[inline(always)]
+fn bigger(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two (Cody–Waite), so that k·ln 2 is subtracted without rounding error.
 const LN_2_HIGH: f32 = 0.693_145_75;
@@ -170,7 +180,6 @@ kernel! {
     /// Adds `key_bias` to every row of `scores` (rows of `key_bias.len()`), then takes each
     /// row's softmax in place (max-subtracted, so -1e9 biases give exact zeros).
     pub fn softmax_rows(scores: &mut [f32], key_bias: &[f32]) {
-        let bigger = |a: f32, b: f32| if b > a { b } else { a };
         for row in scores.chunks_exact_mut(key_bias.len()) {
             // Padding with −∞ leaves the maximum alone and adds e^−∞ = 0 to the sum.
             let mut maxima = [f32::NEG_INFINITY; BLOCK];
@@ -190,6 +199,94 @@ kernel! {
             });
             let inv = 1.0 / fold_lanes(sums, |a, b| a + b);
             in_blocks(row, 0.0, |s| s.iter_mut().for_each(|v| *v *= inv));
+        }
+    }
+}
+
+/// Calls `f` on the matching 16-element blocks of `a` and `b` (of equal length), the last
+/// ones padded with `pad`: `in_blocks` for reading.
+#[inline(always)]
+fn read_block_pairs(
+    a: &[f32],
+    b: &[f32],
+    pad: f32,
+    mut f: impl FnMut(&[f32; BLOCK], &[f32; BLOCK]),
+) {
+    assert_eq!(a.len(), b.len(), "read_block_pairs: unequal lengths");
+    let (blocks_a, blocks_b) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
+    let (tail_a, tail_b) = (blocks_a.remainder(), blocks_b.remainder());
+    for (x, y) in blocks_a.zip(blocks_b) {
+        f(
+            x.try_into().expect("a full block"),
+            y.try_into().expect("a full block"),
+        );
+    }
+    if !tail_a.is_empty() {
+        let (mut x, mut y) = ([pad; BLOCK], [pad; BLOCK]);
+        x[..tail_a.len()].copy_from_slice(tail_a);
+        y[..tail_b.len()].copy_from_slice(tail_b);
+        f(&x, &y);
+    }
+}
+
+/// Far below any similarity, finite (so that 0 × pad is 0): padding for `distilled_nce`.
+const FAR_BELOW: f32 = -1e30;
+
+kernel! {
+    /// InfoNCE with momentum distillation over rows of similarities (rows of `width` =
+    /// `online.len() / losses.len()`). With z = inv_temp·online, zₘ = inv_temp·momentum and
+    /// row i's target t = first_target + i, the soft target is
+    /// q = α·softmax(zₘ) + (1 − α)·one-hot(t), and the row's loss −Σⱼ qⱼ·log softmax(z)ⱼ goes
+    /// to `losses[i]`. Unless `dz` is empty, it also writes ∂loss/∂z = softmax(z) − q there and
+    /// Σⱼ ∂loss/∂zⱼ·zⱼ to `dz_dot_z[i]` (for the temperature's gradient).
+    pub fn distilled_nce(
+        online: &[f32],
+        momentum: &[f32],
+        inv_temp: f32,
+        alpha: f32,
+        first_target: usize,
+        losses: &mut [f32],
+        dz: &mut [f32],
+        dz_dot_z: &mut [f32],
+    ) {
+        let width = online.len() / losses.len().max(1);
+        for (i, loss) in losses.iter_mut().enumerate() {
+            let span = i * width..(i + 1) * width;
+            let (s, m, t) = (&online[span.clone()], &momentum[span.clone()], first_target + i);
+            let (mut max_s, mut max_m) = ([FAR_BELOW; BLOCK], [FAR_BELOW; BLOCK]);
+            read_block_pairs(s, m, FAR_BELOW, |sb, mb| {
+                for j in 0..BLOCK {
+                    max_s[j] = bigger(max_s[j], sb[j]);
+                    max_m[j] = bigger(max_m[j], mb[j]);
+                }
+            });
+            let max_z = fold_lanes(max_s, bigger) * inv_temp;
+            let max_zm = fold_lanes(max_m, bigger) * inv_temp;
+            // Σ e^(z − max), Σ e^(zₘ − max) and Σ e^(zₘ − max)·z, in one pass.
+            let (mut sum_z, mut sum_m, mut weighted) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+            read_block_pairs(s, m, FAR_BELOW, |sb, mb| {
+                for j in 0..BLOCK {
+                    let teacher = fast_exp(mb[j] * inv_temp - max_zm);
+                    sum_z[j] += fast_exp(sb[j] * inv_temp - max_z);
+                    sum_m[j] += teacher;
+                    weighted[j] += teacher * sb[j];
+                }
+            });
+            let add = |a: f32, b: f32| a + b;
+            let sum_m = fold_lanes(sum_m, add);
+            let expected_z = fold_lanes(weighted, add) * inv_temp / sum_m;
+            let log_norm = max_z + fold_lanes(sum_z, add).ln();
+            *loss = log_norm - alpha * expected_z - (1.0 - alpha) * s[t] * inv_temp;
+            if !dz.is_empty() {
+                let d = &mut dz[span];
+                let teacher = alpha / sum_m;
+                for ((d, &x), &y) in d.iter_mut().zip(s).zip(m) {
+                    *d = fast_exp(x * inv_temp - log_norm)
+                        - teacher * fast_exp(y * inv_temp - max_zm);
+                }
+                d[t] -= 1.0 - alpha;
+                dz_dot_z[i] = ordered_dot(d, s) * inv_temp;
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ mod fcn;
 pub mod fused;
 mod fused_attention;
 mod gemm;
-mod kernels;
+pub(crate) mod kernels;
 pub mod layers;
 mod series;
 mod symbol;
