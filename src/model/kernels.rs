@@ -237,8 +237,9 @@ kernel! {
     /// `online.len() / losses.len()`). With z = inv_temp·online, zₘ = inv_temp·momentum and
     /// row i's target t = first_target + i, the soft target is
     /// q = α·softmax(zₘ) + (1 − α)·one-hot(t), and the row's loss −Σⱼ qⱼ·log softmax(z)ⱼ goes
-    /// to `losses[i]`. Unless `dz` is empty, it also writes ∂loss/∂z = softmax(z) − q there and
-    /// Σⱼ ∂loss/∂zⱼ·zⱼ to `dz_dot_z[i]` (for the temperature's gradient).
+    /// to `losses[i]`. With `grad = Some((dz, dz_dot_z))` it also writes ∂loss/∂z =
+    /// softmax(z) − q to `dz` and Σⱼ ∂loss/∂zⱼ·zⱼ to `dz_dot_z[i]` (for the temperature's
+    /// gradient).
     pub fn distilled_nce(
         online: &[f32],
         momentum: &[f32],
@@ -246,10 +247,10 @@ kernel! {
         alpha: f32,
         first_target: usize,
         losses: &mut [f32],
-        dz: &mut [f32],
-        dz_dot_z: &mut [f32],
+        grad: Option<(&mut [f32], &mut [f32])>,
     ) {
         let width = online.len() / losses.len().max(1);
+        let mut grad = grad;
         for (i, loss) in losses.iter_mut().enumerate() {
             let span = i * width..(i + 1) * width;
             let (s, m, t) = (&online[span.clone()], &momentum[span.clone()], first_target + i);
@@ -277,7 +278,7 @@ kernel! {
             let expected_z = fold_lanes(weighted, add) * inv_temp / sum_m;
             let log_norm = max_z + fold_lanes(sum_z, add).ln();
             *loss = log_norm - alpha * expected_z - (1.0 - alpha) * s[t] * inv_temp;
-            if !dz.is_empty() {
+            if let Some((dz, dz_dot_z)) = &mut grad {
                 let d = &mut dz[span];
                 let teacher = alpha / sum_m;
                 for ((d, &x), &y) in d.iter_mut().zip(s).zip(m) {

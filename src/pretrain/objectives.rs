@@ -157,8 +157,7 @@ impl DistilledNce {
             self.alpha,
             self.first_target,
             &mut losses,
-            &mut dz,
-            &mut dz_dot_z,
+            with_grad.then_some((&mut dz, &mut dz_dot_z)),
         );
         Ok((losses, dz, dz_dot_z))
     }
