@@ -9,7 +9,7 @@
 //! every op falls back to the differentiable composition, which the tests also use as the
 //! reference (values and gradients).
 
-use super::gemm::{gemm_add, gemm_new, View};
+use super::gemm::{gemm_new, View};
 use super::kernels;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use candle_nn::Module;
@@ -101,16 +101,18 @@ impl CustomOp3 for LinearOp {
         let (w, _) = rows(self.name(), s2, l2)?;
         let bias = vector(self.name(), s3, l3, out)?;
         let n = x.len() / width;
-        let mut y = bias.repeat(n);
-        gemm_add(
-            &mut y,
-            View::matrix(n, out),
+        let mut y = gemm_new(
             x,
             View::matrix(n, width),
             w,
             View::matrix(out, width).t(),
+            1.0,
             rayon::current_num_threads(),
+            0,
         );
+        // A separate pass: accumulating the product into a bias-filled output made gemm
+        // copy the destination (3.6% of a small step, against 0.6% for this pass).
+        kernels::add_to_rows(&mut y, bias);
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("rows() checked the rank") = out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))

@@ -58,7 +58,7 @@ pub fn gemm(
     scale: f32,
     threads: usize,
 ) {
-    product(as_uninit(dst), d, a, av, b, bv, scale, threads, false)
+    product(as_uninit(dst), d, a, av, b, bv, scale, threads)
 }
 
 /// `scale · a · b` as a new row-major matrix, on `threads` rayon threads, with room for
@@ -86,28 +86,11 @@ pub fn gemm_new(
         bv,
         scale,
         threads,
-        false,
     );
-    // SAFETY: without `add`, `product` writes every element of the `len`-element matrix `d`
-    // (gemm's contract when it does not read its destination; zeros when the inner
-    // dimension is empty).
+    // SAFETY: `product` writes every element of the `len`-element matrix `d` (gemm's contract
+    // when it does not read its destination; zeros when the inner dimension is empty).
     unsafe { out.set_len(len) };
     out
-}
-
-/// `dst += a · b`, on `threads` rayon threads (a linear layer's output starts as its bias,
-/// which spares zero-filling it and a second pass to add the bias).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_add(
-    dst: &mut [f32],
-    d: View,
-    a: &[f32],
-    av: View,
-    b: &[f32],
-    bv: View,
-    threads: usize,
-) {
-    product(as_uninit(dst), d, a, av, b, bv, 1.0, threads, true)
 }
 
 /// An initialised slice seen as possibly-uninitialised memory, for `product`.
@@ -117,9 +100,9 @@ fn as_uninit(dst: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// `dst = scale · a · b`, or `dst += scale · a · b` when `add` (then `dst` must be
-/// initialised). The extents are checked here, and the borrow rules keep `dst` apart from `a`
-/// and `b`, which makes the call sound.
+/// `dst = scale · a · b`, writing every element of `d` and reading none. The extents are
+/// checked here, and the borrow rules keep `dst` apart from `a` and `b`, which makes the call
+/// sound.
 #[allow(clippy::too_many_arguments)]
 fn product(
     dst: &mut [MaybeUninit<f32>],
@@ -130,7 +113,6 @@ fn product(
     bv: View,
     scale: f32,
     threads: usize,
-    add: bool,
 ) {
     assert!(
         d.rows == av.rows && d.cols == bv.cols && av.cols == bv.rows,
@@ -140,9 +122,6 @@ fn product(
         return;
     }
     if av.cols == 0 {
-        if add {
-            return;
-        }
         for r in 0..d.rows {
             for c in 0..d.cols {
                 dst[d.offset + r * d.row_stride + c * d.col_stride].write(0.0);
@@ -167,14 +146,14 @@ fn product(
             dst.as_mut_ptr().add(d.offset).cast::<f32>(),
             stride(d.col_stride),
             stride(d.row_stride),
-            add,
+            false, // dst is not read
             a.as_ptr().add(av.offset),
             stride(av.col_stride),
             stride(av.row_stride),
             b.as_ptr().add(bv.offset),
             stride(bv.col_stride),
             stride(bv.row_stride),
-            1.0, // the weight of dst's old value, read only when `add`
+            0.0,
             scale,
             false,
             false,
@@ -218,11 +197,6 @@ mod tests {
             }
             let fresh = gemm_new(&a, av, &b, bv, 1.0, threads, 0);
             assert_eq!(fresh, dst);
-            let mut sum: Vec<f32> = (0..15).map(|i| i as f32).collect();
-            gemm_add(&mut sum, View::matrix(3, 5), &a, av, &b, bv, threads);
-            for (i, (x, y)) in sum.iter().zip(naive(&a, av, &b, bv)).enumerate() {
-                assert!((x - (y + i as f32)).abs() < 1e-5, "{x} vs {y} + {i}");
-            }
         }
     }
 

@@ -376,6 +376,15 @@ kernel! {
 }
 
 kernel! {
+    /// Adds `bias` to every row of `y` (rows of `bias.len()`).
+    pub fn add_to_rows(y: &mut [f32], bias: &[f32]) {
+        for row in y.chunks_exact_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+        }
+    }
+}
+
+kernel! {
     /// Sums of the columns of `x` (rows of `sums.len()`), into `sums`.
     pub fn column_sums(x: &[f32], sums: &mut [f32]) {
         sums.iter_mut().for_each(|s| *s = 0.0);
