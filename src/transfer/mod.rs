@@ -130,6 +130,27 @@ fn build_classifier(
     Ok(Classifier { encoder, head })
 }
 
+/// One seed's classifier: built, initialised from `rng`, then (unless trained from scratch)
+/// given the saved encoder's weights.
+fn initialised_classifier(
+    model: &ModelSpec,
+    protocol: Protocol,
+    encoder_cfg: &EncoderConfig,
+    [channels, classes]: [usize; 2],
+    rng: &mut crate::rng::SampleRng,
+    device: &Device,
+) -> Result<(Classifier, VarMap)> {
+    let varmap = VarMap::new();
+    let classifier = build_classifier(encoder_cfg, channels, classes, &varmap, device)?;
+    seeded_init(&varmap, rng).map_err(candle_err)?;
+    if let ModelSpec::Saved(dir) = model {
+        if protocol != Protocol::Scratch {
+            load_encoder_weights(dir, &varmap, device)?;
+        }
+    }
+    Ok((classifier, varmap))
+}
+
 impl TransferRequest {
     fn validate(&self) -> Result<()> {
         if self.seeds == 0 {
@@ -187,14 +208,14 @@ pub fn run_transfer(
         let (train_idx, val_idx) = stratified_split(&train_all.labels, req.val_fraction, &mut rng);
         let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
 
-        let varmap = VarMap::new();
-        let model = build_classifier(&encoder_cfg, channels, classes, &varmap, &device)?;
-        seeded_init(&varmap, &mut rng).map_err(candle_err)?;
-        if let ModelSpec::Saved(dir) = &req.model {
-            if req.protocol != Protocol::Scratch {
-                load_encoder_weights(dir, &varmap, &device)?;
-            }
-        }
+        let (model, varmap) = initialised_classifier(
+            &req.model,
+            req.protocol,
+            &encoder_cfg,
+            [channels, classes],
+            &mut rng,
+            &device,
+        )?;
         let on_epoch =
             |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
         let (fit_report, predictions) = train_and_score(
@@ -284,4 +305,84 @@ fn train_and_score(
     let (_, _, predictions) =
         evaluate(&logits, &Batchable { x: &sx, y: &sy }).map_err(candle_err)?;
     Ok((report, predictions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::transformer::TransformerConfig;
+    use crate::model::{export_encoder, Encoder, SeriesConfig, SeriesEncoder};
+    use std::path::Path;
+
+    fn series_config() -> SeriesConfig {
+        SeriesConfig {
+            length: 32,
+            patch: 8,
+            transformer: TransformerConfig {
+                d_model: 16,
+                heads: 2,
+                d_ff: 32,
+                layers: 1,
+            },
+        }
+    }
+
+    /// A run directory's encoder as `s2kit pretrain` exports it (the series encoder lives under
+    /// `series.` in the pretraining model), with weights drawn from `seed`; and its features of
+    /// `x` in the pretraining model itself.
+    fn pretrained(dir: &Path, seed: u64, x: &Tensor) -> Vec<f32> {
+        let (cfg, device) = (series_config(), Device::Cpu);
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device).pp("series");
+        let encoder = SeriesEncoder::new(&cfg, vb).unwrap();
+        seeded_init(&varmap, &mut sample_rng(seed, 0)).unwrap();
+        export_encoder(
+            dir,
+            &EncoderConfig::PatchTransformer(cfg),
+            &varmap,
+            "series",
+        )
+        .unwrap();
+        encoder
+            .forward_t(x, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    /// The features a protocol's classifier computes for `x` [batch, 1, length], built as
+    /// `run_transfer` builds it (the same initialisation seed every time).
+    fn features(dir: &Path, protocol: Protocol, x: &Tensor) -> Vec<f32> {
+        let model = ModelSpec::Saved(dir.to_path_buf());
+        let cfg = EncoderConfig::load(dir).unwrap();
+        let mut rng = sample_rng(0, 7);
+        let (classifier, _) =
+            initialised_classifier(&model, protocol, &cfg, [1, 2], &mut rng, &Device::Cpu).unwrap();
+        let f = classifier
+            .features(&x.unsqueeze(1).unwrap(), false)
+            .unwrap();
+        f.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn transferred_encoders_carry_the_pretrained_weights() {
+        let root = tempfile::tempdir().unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 32), &Device::Cpu).unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        let (own_a, own_b) = (pretrained(&a, 1, &x), pretrained(&b, 2, &x));
+        for protocol in [Protocol::Linear, Protocol::Finetune] {
+            // Exactly the pretraining model's features, so they differ between the runs.
+            assert_eq!(features(&a, protocol, &x), own_a);
+            assert_eq!(features(&b, protocol, &x), own_b);
+        }
+        assert_ne!(own_a, own_b);
+        // From scratch, the saved weights are ignored: the same features whichever run.
+        assert_eq!(
+            features(&a, Protocol::Scratch, &x),
+            features(&b, Protocol::Scratch, &x)
+        );
+        assert_ne!(features(&a, Protocol::Scratch, &x), own_a);
+    }
 }
