@@ -149,6 +149,7 @@ pub fn run_pipeline(recipe: &PipelineRecipe, progress: &dyn Fn(Stage)) -> Result
         let resume = crate::train::checkpoint::latest(&run_dir).is_some();
         let req = PretrainRequest {
             recipe: p,
+            device: candle_core::Device::Cpu, // the pipeline is the CPU quickstart
             data: corpus_dir,
             out: run_dir.clone(),
             resume,

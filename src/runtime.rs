@@ -32,3 +32,41 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// The device named on the command line: `cpu`, or `cuda` / `cuda:N` in a build with the
+/// `cuda` feature.
+pub fn device(name: &str) -> crate::Result<candle_core::Device> {
+    let usage = |why: String| crate::Error::Usage(format!("--device {name}: {why}"));
+    let ordinal = match name {
+        "cpu" => return Ok(candle_core::Device::Cpu),
+        "cuda" => 0,
+        _ => match name.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => return Err(usage("expected cpu, cuda or cuda:N".into())),
+        },
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(usage(
+            "this build has no CUDA support; rebuild with `--features cuda`".into(),
+        ));
+    }
+    candle_core::Device::new_cuda(ordinal).map_err(|e| usage(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_or_explain() {
+        assert!(device("cpu").unwrap().is_cpu());
+        for (name, needle) in [("gpu", "cpu, cuda or cuda:N"), ("cuda:x", "cuda:N")] {
+            let err = device(name).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        if !cfg!(feature = "cuda") {
+            let err = device("cuda:0").unwrap_err().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+    }
+}

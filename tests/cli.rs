@@ -89,6 +89,25 @@ fn bad_input_is_one_clear_line() {
     fails_with(run(&good, &[], &format!("{blocker}/corpus")), "corpus");
 
     fails_with(s2kit(&["inspect", d.to_str().unwrap()]), "manifest.json");
+
+    // A device this build cannot use, named before any work starts.
+    let pretrain = |device: &str| {
+        s2kit(&[
+            "pretrain",
+            "--recipe",
+            "recipes/pretrain-tiny.toml",
+            "--data",
+            &out("none"),
+            "--out",
+            &out("run"),
+            "--device",
+            device,
+        ])
+    };
+    fails_with(pretrain("tpu"), "cpu, cuda or cuda:N");
+    if !cfg!(feature = "cuda") {
+        fails_with(pretrain("cuda:0"), "--features cuda");
+    }
 }
 
 #[test]

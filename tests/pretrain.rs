@@ -59,6 +59,7 @@ fn corpus(root: &Path) -> PathBuf {
 fn request(recipe: PretrainRecipe, data: &Path, out: &Path) -> PretrainRequest {
     PretrainRequest {
         recipe,
+        device: candle_core::Device::Cpu,
         data: data.to_path_buf(),
         out: out.to_path_buf(),
         resume: false,

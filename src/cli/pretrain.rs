@@ -26,13 +26,18 @@ pub struct PretrainArgs {
     /// Stop after this step with a checkpoint (e.g. to fit a job's time limit); resume later.
     #[arg(long)]
     stop_at: Option<usize>,
+    /// Where to train: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(a: PretrainArgs) -> Result<()> {
     let recipe = PretrainRecipe::from_file(&a.recipe)?;
+    let device = s2kit::runtime::device(&a.device)?;
     let pb = progress::bar(recipe.train.steps as u64, "steps");
     let req = PretrainRequest {
         recipe,
+        device,
         data: a.data,
         out: a.out.clone(),
         resume: a.resume,

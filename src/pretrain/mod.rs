@@ -87,6 +87,8 @@ impl PretrainRecipe {
 
 pub struct PretrainRequest {
     pub recipe: PretrainRecipe,
+    /// Where the model trains (`runtime::device`); the data pipeline stays on the CPU.
+    pub device: Device,
     pub data: PathBuf,
     pub out: PathBuf,
     pub resume: bool,
@@ -204,7 +206,7 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let corpus = Corpus::open(&req.data)?;
-    let device = Device::Cpu;
+    let device = req.device.clone();
     let model = SymTime::new(&recipe.model, &recipe.objectives, &device).map_err(candle_err)?;
     let mut opt = AdamW::new(model.trainable(), t.weight_decay).map_err(candle_err)?;
     let first_step = match existing.filter(|_| req.resume) {
