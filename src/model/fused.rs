@@ -81,6 +81,30 @@ fn weight_dims(name: &str, layout: &Layout, width: usize) -> Result<(usize, usiz
     }
 }
 
+/// x·Wᵀ over the rows of `x` (`weight` [out, width]), and the product's shape: x's with the
+/// last dimension `out`. A linear layer's forward, and the constant product's.
+fn times_transposed(
+    name: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> Result<(Vec<f32>, Shape)> {
+    let (x, width) = rows(name, s1, l1)?;
+    let (out, _) = weight_dims(name, l2, width)?;
+    let (w, _) = rows(name, s2, l2)?;
+    let y = gemm_new(
+        x,
+        View::matrix(x.len() / width, width),
+        w,
+        View::matrix(out, width).t(),
+        1.0,
+        rayon::current_num_threads(),
+        0,
+    );
+    let mut dims = l1.dims().to_vec();
+    *dims.last_mut().expect("rows() checked the rank") = out;
+    Ok((y, Shape::from(dims)))
+}
+
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
         "linear"
@@ -96,26 +120,12 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, width) = rows(self.name(), s1, l1)?;
-        let (out, _) = weight_dims(self.name(), l2, width)?;
-        let (w, _) = rows(self.name(), s2, l2)?;
-        let bias = vector(self.name(), s3, l3, out)?;
-        let n = x.len() / width;
-        let mut y = gemm_new(
-            x,
-            View::matrix(n, width),
-            w,
-            View::matrix(out, width).t(),
-            1.0,
-            rayon::current_num_threads(),
-            0,
-        );
+        let (mut y, shape) = times_transposed(self.name(), (s1, l1), (s2, l2))?;
+        let bias = vector(self.name(), s3, l3, shape.dims()[shape.rank() - 1])?;
         // A separate pass: accumulating the product into a bias-filled output made gemm
         // copy the destination (3.6% of a small step, against 0.6% for this pass).
         kernels::add_to_rows(&mut y, bias);
-        let mut dims = l1.dims().to_vec();
-        *dims.last_mut().expect("rows() checked the rank") = out;
-        Ok((CpuStorage::F32(y), Shape::from(dims)))
+        Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(
@@ -194,9 +204,8 @@ impl CustomOp2 for LinearParamGrads {
             rayon::current_num_threads(),
             out, // the bias gradient goes after the weight's
         );
-        let mut bias_grad = vec![0f32; out];
-        kernels::column_sums(g, &mut bias_grad);
-        params.extend_from_slice(&bias_grad);
+        params.resize(out * width + out, 0.0);
+        kernels::column_sums(g, &mut params[out * width..]);
         Ok((CpuStorage::F32(params), Shape::from(out * width + out)))
     }
 }
@@ -317,20 +326,8 @@ impl CustomOp2 for ConstantProduct {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, width) = rows(self.name(), s1, l1)?;
-        let (out, _) = weight_dims(self.name(), l2, width)?;
-        let (c, _) = rows(self.name(), s2, l2)?;
-        let n = x.len() / width;
-        let y = gemm_new(
-            x,
-            View::matrix(n, width),
-            c,
-            View::matrix(out, width).t(),
-            1.0,
-            rayon::current_num_threads(),
-            0,
-        );
-        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+        let (y, shape) = times_transposed(self.name(), (s1, l1), (s2, l2))?;
+        Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(
@@ -420,10 +417,9 @@ pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
+    /// The largest |element| of `t`.
+    pub fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -431,6 +427,10 @@ pub(crate) mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        max_abs(&(a - b).unwrap())
     }
 
     /// Compares a fused op with its composition on the same inputs: outputs, and the gradients

@@ -123,11 +123,18 @@ fn in_blocks(x: &mut [f32], pad: f32, mut f: impl FnMut(&mut [f32; BLOCK])) {
     }
     let tail = blocks.into_remainder();
     if !tail.is_empty() {
-        let mut padded = [pad; BLOCK];
-        padded[..tail.len()].copy_from_slice(tail);
-        f(&mut padded);
-        tail.copy_from_slice(&padded[..tail.len()]);
+        let mut block = padded(tail, pad);
+        f(&mut block);
+        tail.copy_from_slice(&block[..tail.len()]);
     }
+}
+
+/// `tail` (shorter than a block) filled up to a block with `pad`.
+#[inline(always)]
+fn padded(tail: &[f32], pad: f32) -> [f32; BLOCK] {
+    let mut block = [pad; BLOCK];
+    block[..tail.len()].copy_from_slice(tail);
+    block
 }
 
 /// `in_blocks` over `x` with the matching blocks of `y` (as long as `x`, padded with `y_pad`).
@@ -149,11 +156,32 @@ fn in_block_pairs(
     }
     let (x_tail, y_tail) = (xs.into_remainder(), ys.remainder());
     if !x_tail.is_empty() {
-        let (mut xb, mut yb) = ([x_pad; BLOCK], [y_pad; BLOCK]);
-        xb[..x_tail.len()].copy_from_slice(x_tail);
-        yb[..y_tail.len()].copy_from_slice(y_tail);
-        f(&mut xb, &yb);
+        let mut xb = padded(x_tail, x_pad);
+        f(&mut xb, &padded(y_tail, y_pad));
         x_tail.copy_from_slice(&xb[..x_tail.len()]);
+    }
+}
+
+/// Calls `f` on the matching 16-element blocks of `a` and `b` (of equal length), the last
+/// ones padded with `pad`: `in_blocks` for reading.
+#[inline(always)]
+fn read_block_pairs(
+    a: &[f32],
+    b: &[f32],
+    pad: f32,
+    mut f: impl FnMut(&[f32; BLOCK], &[f32; BLOCK]),
+) {
+    assert_eq!(a.len(), b.len(), "read_block_pairs: unequal lengths");
+    let (blocks_a, blocks_b) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
+    let (tail_a, tail_b) = (blocks_a.remainder(), blocks_b.remainder());
+    for (x, y) in blocks_a.zip(blocks_b) {
+        f(
+            x.try_into().expect("a full block"),
+            y.try_into().expect("a full block"),
+        );
+    }
+    if !tail_a.is_empty() {
+        f(&padded(tail_a, pad), &padded(tail_b, pad));
     }
 }
 
@@ -195,32 +223,6 @@ kernel! {
             let inv = 1.0 / fold_lanes(sums, |a, b| a + b);
             in_blocks(row, 0.0, |s| s.iter_mut().for_each(|v| *v *= inv));
         }
-    }
-}
-
-/// Calls `f` on the matching 16-element blocks of `a` and `b` (of equal length), the last
-/// ones padded with `pad`: `in_blocks` for reading.
-#[inline(always)]
-fn read_block_pairs(
-    a: &[f32],
-    b: &[f32],
-    pad: f32,
-    mut f: impl FnMut(&[f32; BLOCK], &[f32; BLOCK]),
-) {
-    assert_eq!(a.len(), b.len(), "read_block_pairs: unequal lengths");
-    let (blocks_a, blocks_b) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
-    let (tail_a, tail_b) = (blocks_a.remainder(), blocks_b.remainder());
-    for (x, y) in blocks_a.zip(blocks_b) {
-        f(
-            x.try_into().expect("a full block"),
-            y.try_into().expect("a full block"),
-        );
-    }
-    if !tail_a.is_empty() {
-        let (mut x, mut y) = ([pad; BLOCK], [pad; BLOCK]);
-        x[..tail_a.len()].copy_from_slice(tail_a);
-        y[..tail_b.len()].copy_from_slice(tail_b);
-        f(&x, &y);
     }
 }
 

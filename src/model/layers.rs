@@ -244,14 +244,7 @@ mod tests {
             .unwrap()
             .broadcast_add(&conv.bias.reshape((1, 4, 1)).unwrap())
             .unwrap();
-        let diff = (conv.forward(&x).unwrap() - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::model::fused::tests::max_diff(&conv.forward(&x).unwrap(), &reference);
         assert!(diff < 1e-4, "forward differs by {diff}");
 
         let weight = varmap.data().lock().unwrap()["weight"].clone();

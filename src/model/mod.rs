@@ -204,14 +204,6 @@ mod tests {
             .unwrap();
         load_encoder_weights(dir.path(), &loaded_map, &device).unwrap();
         let after = loaded.forward_t(&x, false).unwrap();
-        let diff = (before - after)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(super::fused::tests::max_diff(&before, &after), 0.0);
     }
 }

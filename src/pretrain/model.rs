@@ -651,13 +651,7 @@ mod tests {
             let (a, b) = (whole.get(&var).unwrap(), parts.get(&var).unwrap());
             let diff = crate::model::fused::tests::max_diff(a, b);
             // Relative: sums in a different order differ in the last bits of large values.
-            let size = a
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let size = crate::model::fused::tests::max_abs(a);
             assert!(
                 diff <= 1e-5 * size.max(1.0),
                 "{name}: gradients differ by {diff}"

@@ -295,6 +295,7 @@ mod tests {
 
     #[test]
     fn fused_info_nce_matches_the_composition() {
+        use crate::model::fused::tests::{max_abs, max_diff};
         let dev = Device::Cpu;
         // Similarities of unit vectors lie in [-1, 1]; rows 2..5 of a batch, 9 columns.
         let sim = candle_core::Var::from_tensor(&Tensor::rand(-1f32, 1.0, (3, 9), &dev).unwrap())
@@ -317,14 +318,7 @@ mod tests {
         let (ga, gb) = (scaled(fused), scaled(reference));
         for var in [&sim, &temp] {
             let (x, y) = (ga.get(var).unwrap(), gb.get(var).unwrap());
-            let diff = crate::model::fused::tests::max_diff(x, y);
-            let size = y
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let (diff, size) = (max_diff(x, y), max_abs(y));
             assert!(diff < 1e-4 * size, "gradients differ by {diff} (of {size})");
         }
         // A target column past the similarities is an error, not a read out of bounds.
