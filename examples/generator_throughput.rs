@@ -8,9 +8,9 @@
 //! work is identical.
 
 use rayon::prelude::*;
-use s2kit::generate::{generate_corpus, GenerateRequest, Generator, Outcome};
+use s2kit::generate::{generate_corpus, GenerateRequest, Generator};
 use s2kit::preset::GeneratorConfig;
-use s2kit::store::Compression;
+use s2kit::store::{Compression, Outcome};
 use std::path::Path;
 use std::time::Instant;
 

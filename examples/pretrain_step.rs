@@ -8,7 +8,6 @@
 //! of the patches masked and 15% of the tokens scored, as in pretraining.
 
 use candle_core::{DType, Device, Tensor};
-use s2kit::model::layers::seeded_init;
 use s2kit::pretrain::{PairBatch, PretrainRecipe, SymTime};
 use s2kit::rng::sample_rng;
 use s2kit::symbolic::tokens::{vocab_size, CLS, SEP};
@@ -36,9 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps: usize = args.get(4).map(|a| a.parse()).transpose()?.unwrap_or(10);
     let dev = Device::Cpu;
     let model = SymTime::new(&recipe.model, &recipe.objectives, &dev)?;
-    let mut rng = sample_rng(0, 0);
-    seeded_init(&model.online, &mut rng)?;
-    model.init_state(&mut rng)?;
+    model.init(&mut sample_rng(0, 0))?;
     let mut opt = AdamW::new(model.trainable(), recipe.train.weight_decay)?;
 
     let (l, n) = (recipe.model.series.length, recipe.model.series.patches());

@@ -1,13 +1,16 @@
 //! Corpus statistics for `s2kit inspect`: counts, dimension histograms, operator frequencies,
 //! value ranges, kinds, and the reject / failure rates of generation.
 
+use crate::error::Error;
 use crate::error::Result;
-use crate::excitation::METHOD_NAMES;
-use crate::generate::{SampleKind, NOT_ODE};
+use crate::excitation::method_name;
 use crate::ode::System;
-use crate::store::{Corpus, ShardData};
+use crate::plot::{render_panels, Panel};
+use crate::store::{Corpus, SampleKind, ShardData, NOT_ODE};
+use crate::symbolic::operator_counts;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ValueStats {
@@ -74,36 +77,6 @@ pub struct CorpusSummary {
     pub outputs: ValueStats,
 }
 
-/// Operator counts in one printed expression (see `symbolic::print` for the syntax).
-pub fn count_operators(symbol: &str, counts: &mut BTreeMap<String, u64>) {
-    let n = |pat: &str| symbol.matches(pat).count() as u64;
-    let sqrt = n("sqrt(abs(");
-    let log = n("ln(abs(");
-    let inv = n("(1 / ");
-    let found = [
-        ("add", n(" + ")),
-        ("sub", n(" - ")),
-        ("mul", n(" * ")),
-        ("div", n(" / ") - inv),
-        ("inv", inv),
-        ("sqrt", sqrt),
-        ("log", log),
-        ("abs", n("abs(") - sqrt - log),
-        ("exp", n("exp(")),
-        ("sin", n("sin(")),
-        ("cos", n("cos(")),
-        ("tan", n("tan(") - n("atan(")),
-        ("arctan", n("atan(")),
-        ("pow2", n(")^2")),
-        ("pow3", n(")^3")),
-    ];
-    for (name, c) in found {
-        if c > 0 {
-            *counts.entry(name.to_string()).or_default() += c;
-        }
-    }
-}
-
 fn system_name(code: u8) -> String {
     match code {
         0 => "random_rhs".into(),
@@ -116,11 +89,7 @@ fn system_name(code: u8) -> String {
 
 fn add_shard(sum: &mut CorpusSummary, shard: &ShardData, symbol_chars: &mut u64) {
     for i in 0..shard.n_samples() {
-        let kind = if shard.kind[i] == SampleKind::Explicit as u8 {
-            "explicit"
-        } else {
-            "ode"
-        };
+        let kind = SampleKind::from_code(shard.kind[i]).map_or("unknown", SampleKind::name);
         *sum.kinds.entry(kind.into()).or_default() += 1;
         if shard.ode_system[i] != NOT_ODE {
             *sum.ode_systems
@@ -133,11 +102,16 @@ fn add_shard(sum: &mut CorpusSummary, shard: &ShardData, symbol_chars: &mut u64)
         *sum.output_dims.entry(n_out).or_default() += 1;
     }
     for m in &shard.input_method {
-        let name = METHOD_NAMES.get(*m as usize).copied().unwrap_or("unknown");
-        *sum.excitation_methods.entry(name.into()).or_default() += 1;
+        *sum.excitation_methods
+            .entry(method_name(*m).into())
+            .or_default() += 1;
     }
     for s in &shard.symbols {
-        count_operators(s, &mut sum.operators);
+        for (name, count) in operator_counts(s) {
+            if count > 0 {
+                *sum.operators.entry(name.to_string()).or_default() += count;
+            }
+        }
         *symbol_chars += s.len() as u64;
     }
     sum.inputs.add(&shard.inputs);
@@ -149,9 +123,9 @@ pub fn summarize(corpus: &Corpus, on_shard: &dyn Fn()) -> Result<CorpusSummary> 
     let m = &corpus.manifest;
     let mut sum = CorpusSummary {
         shards: m.shards.len(),
-        length: m.length,
-        seed: m.seed,
-        ids: m.samples,
+        length: m.spec.length,
+        seed: m.spec.seed,
+        ids: m.spec.samples,
         ..Default::default()
     };
     let mut symbol_chars = 0u64;
@@ -174,6 +148,67 @@ pub fn summarize(corpus: &Corpus, on_shard: &dyn Fn()) -> Result<CorpusSummary> 
     Ok(sum)
 }
 
+/// Draws the first `count` samples of `corpus` to the PNG `out`: one row per sample, its
+/// inputs, then up to `max_outputs` outputs titled by their symbols (shortened to fit).
+/// Returns each drawn output's full equation, `(sample id, "y0 = ...")`.
+pub fn plot_samples(
+    corpus: &Corpus,
+    out: &Path,
+    count: usize,
+    max_outputs: usize,
+) -> Result<Vec<(u64, String)>> {
+    if count == 0 || max_outputs == 0 {
+        return Err(Error::Request(
+            "--count and --max-outputs must be at least 1".into(),
+        ));
+    }
+    let mut panels = Vec::new();
+    let mut equations = Vec::new();
+    let mut shown = 0;
+    'shards: for i in 0..corpus.manifest.shards.len() {
+        let shard = corpus.read_shard(i)?;
+        for k in 0..shard.n_samples() {
+            if shown == count {
+                break 'shards;
+            }
+            let s = shard.sample(k);
+            let methods: Vec<&str> = s.input_methods.iter().map(|&m| method_name(m)).collect();
+            let title = if s.inputs.is_empty() {
+                format!("#{} inputs: none (autonomous ODE)", s.id)
+            } else {
+                format!("#{} inputs: {}", s.id, methods.join(", "))
+            };
+            panels.push(Panel {
+                title,
+                series: s.inputs.clone(),
+            });
+            for col in 0..max_outputs {
+                let (title, series) = match (s.outputs.get(col), s.symbols.get(col)) {
+                    (Some(y), Some(sym)) => {
+                        let lhs = match s.kind {
+                            SampleKind::Ode => format!("dy{col}/dt = "),
+                            SampleKind::Explicit => format!("y{col} = "),
+                        };
+                        equations.push((s.id, format!("{lhs}{sym}")));
+                        (format!("{lhs}{sym}"), vec![y.clone()])
+                    }
+                    _ => (String::new(), vec![]),
+                };
+                panels.push(Panel { title, series });
+            }
+            shown += 1;
+        }
+    }
+    if shown == 0 {
+        return Err(Error::corpus(
+            &corpus.dir,
+            "the corpus holds no samples to plot",
+        ));
+    }
+    render_panels(out, &panels, 1 + max_outputs, (480, 220))?;
+    Ok(equations)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,8 +216,14 @@ mod tests {
     #[test]
     fn operators_are_counted_from_the_printed_form() {
         let mut c = BTreeMap::new();
-        count_operators("((-0.5) + (2 * sqrt(abs((x0 - atan(x1))))))", &mut c);
-        count_operators("((1 / ln(abs(tan(x0)))))^2", &mut c);
+        for symbol in [
+            "((-0.5) + (2 * sqrt(abs((x0 - atan(x1))))))",
+            "((1 / ln(abs(tan(x0)))))^2",
+        ] {
+            for (name, n) in operator_counts(symbol) {
+                *c.entry(name).or_insert(0) += n;
+            }
+        }
         let get = |k: &str| c.get(k).copied().unwrap_or(0);
         assert_eq!(
             (

@@ -4,7 +4,7 @@
 //! one table. Finished stages are kept, so rerunning an interrupted pipeline continues it.
 
 use crate::checks::read_toml;
-use crate::error::{Error, Result};
+use crate::error::{Action, Error, Result};
 use crate::generate::{generate_corpus, GenerateRequest};
 use crate::preset::GeneratorConfig;
 use crate::pretrain::{pretrain, PretrainRecipe, PretrainRequest};
@@ -12,6 +12,7 @@ use crate::store::{Compression, Corpus};
 use crate::transfer::{
     run_transfer, FitConfig, ModelSpec, Protocol, TransferReport, TransferRequest,
 };
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -118,7 +119,12 @@ fn columns(encoder: &Path) -> Vec<(&'static str, ModelSpec, Protocol, bool)> {
     ]
 }
 
-pub fn run_pipeline(recipe: &PipelineRecipe, progress: &dyn Fn(Stage)) -> Result<PipelineReport> {
+/// Runs every unfinished stage of `recipe`, pretraining and transfer on `device`.
+pub fn run_pipeline(
+    recipe: &PipelineRecipe,
+    device: &Device,
+    progress: &dyn Fn(Stage),
+) -> Result<PipelineReport> {
     let out = &recipe.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let corpus_dir = out.join("corpus");
@@ -149,7 +155,7 @@ pub fn run_pipeline(recipe: &PipelineRecipe, progress: &dyn Fn(Stage)) -> Result
         let resume = crate::train::checkpoint::latest(&run_dir).is_some();
         let req = PretrainRequest {
             recipe: p,
-            device: candle_core::Device::Cpu, // the pipeline is the CPU quickstart
+            device: device.clone(),
             data: corpus_dir,
             out: run_dir.clone(),
             resume,
@@ -202,11 +208,10 @@ pub fn run_pipeline(recipe: &PipelineRecipe, progress: &dyn Fn(Stage)) -> Result
                         },
                         val_fraction: 0.2,
                         save_encoder: None,
+                        device: device.clone(),
                     };
                     let report: TransferReport = run_transfer(&req, &|_| {})?;
-                    let text = serde_json::to_string_pretty(&report)
-                        .map_err(|e| Error::Other(e.to_string()))?;
-                    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+                    report.write_json(&path)?;
                     (report.accuracy_mean, report.macro_f1_mean)
                 }
             };
@@ -218,9 +223,10 @@ pub fn run_pipeline(recipe: &PipelineRecipe, progress: &dyn Fn(Stage)) -> Result
         columns: cols.iter().map(|c| c.0.to_string()).collect(),
         rows,
     };
-    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
-    std::fs::write(out.join("summary.json"), text)
-        .map_err(|e| Error::io(out.join("summary.json"), e))?;
+    let summary = out.join("summary.json");
+    let text =
+        serde_json::to_string_pretty(&report).map_err(Error::json(Action::Saving, &summary))?;
+    std::fs::write(&summary, text).map_err(|e| Error::io(&summary, e))?;
     std::fs::write(out.join("summary.md"), format_table(&report))
         .map_err(|e| Error::io(out.join("summary.md"), e))?;
     Ok(report)

@@ -26,7 +26,7 @@ fn register_font() {
 }
 
 /// Shortens `s` to at most `max` characters, marking the cut.
-pub fn ellipsize(s: &str, max: usize) -> String {
+fn ellipsize(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

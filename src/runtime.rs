@@ -36,7 +36,7 @@ fn keep_freed_memory() {}
 /// The device named on the command line: `cpu`, or `cuda` / `cuda:N` in a build with the
 /// `cuda` feature.
 pub fn device(name: &str) -> crate::Result<candle_core::Device> {
-    let usage = |why: String| crate::Error::Usage(format!("--device {name}: {why}"));
+    let usage = |why: String| crate::Error::Request(format!("--device {name}: {why}"));
     let ordinal = match name {
         "cpu" => return Ok(candle_core::Device::Cpu),
         "cuda" => 0,

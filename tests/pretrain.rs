@@ -2,8 +2,7 @@
 
 mod common;
 
-use s2kit::model::transformer::TransformerConfig;
-use s2kit::model::{SeriesConfig, SymbolConfig};
+use s2kit::model::{SeriesConfig, SymbolConfig, TransformerConfig};
 use s2kit::pretrain::{
     pretrain, ModelRecipe, ObjectiveConfig, PretrainRecipe, PretrainRequest, TrainConfig,
 };
@@ -123,6 +122,13 @@ fn a_few_steps_lower_the_loss_and_resume_is_exact() {
     changed.resume = true;
     let err = pretrain(&changed, &|_| {}).unwrap_err().to_string();
     assert!(err.contains("recipe differs"), "{err}");
+
+    // A damaged checkpoint file: the error says what was being done, where, and why.
+    let online = split.join("checkpoint/online.safetensors");
+    std::fs::write(&online, b"not safetensors").unwrap();
+    let err = pretrain(&req, &|_| {}).unwrap_err().to_string();
+    let want = format!("loading checkpoint {}: ", online.display());
+    assert!(err.starts_with(&want) && err.len() > want.len(), "{err}");
 }
 
 #[test]

@@ -70,6 +70,7 @@ fn request(data: PathBuf, model: ModelSpec, protocol: Protocol) -> TransferReque
         },
         val_fraction: 0.25,
         save_encoder: None,
+        device: candle_core::Device::Cpu,
     }
 }
 

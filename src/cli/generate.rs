@@ -118,7 +118,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     println!(
         "{}: merged {} worker parts into manifest.json ({} shards, {} samples)",
         a.corpus.display(),
-        m.workers,
+        m.spec.workers,
         m.shards.len(),
         samples
     );

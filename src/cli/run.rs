@@ -11,10 +11,15 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// Pipeline recipe, e.g. recipes/quickstart.toml.
     recipe: PathBuf,
+    /// Where pretraining and transfer run: cpu, or cuda / cuda:N in a build with
+    /// `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
     let recipe = PipelineRecipe::from_file(&a.recipe)?;
+    let device = s2kit::runtime::device(&a.device)?;
     let pb = progress::bar(0, "");
     pb.enable_steady_tick(std::time::Duration::from_millis(250));
     // Off a terminal the bar is hidden; one line per stage keeps logs informative.
@@ -24,7 +29,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         pb.set_message(line);
     };
-    let report = run_pipeline(&recipe, &|stage| match stage {
+    let report = run_pipeline(&recipe, &device, &|stage| match stage {
         Stage::Generating => log("generating the corpus".into()),
         Stage::Pretraining { step, steps, loss } => {
             pb.set_length(steps as u64);

@@ -1,9 +1,9 @@
 use super::progress;
 use clap::Args;
 use s2kit::transfer::{
-    print_report, run_transfer, FitConfig, ModelSpec, Protocol, TransferProgress, TransferRequest,
+    run_transfer, FitConfig, ModelSpec, Protocol, TransferProgress, TransferRequest,
 };
-use s2kit::{Error, Result};
+use s2kit::Result;
 use std::path::PathBuf;
 
 /// Evaluate an encoder on a real classification set (UCR/UEA `.ts`).
@@ -44,6 +44,9 @@ pub struct TransferArgs {
     /// Also write the full report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Where the classifiers train: cpu, or cuda / cuda:N in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(a: TransferArgs) -> Result<()> {
@@ -61,6 +64,7 @@ pub fn run(a: TransferArgs) -> Result<()> {
         },
         val_fraction: a.val_fraction,
         save_encoder: a.save_encoder,
+        device: s2kit::runtime::device(&a.device)?,
     };
     let pb = progress::bar(req.fit.max_epochs as u64, "epochs");
     let report = run_transfer(&req, &|event| match event {
@@ -74,11 +78,9 @@ pub fn run(a: TransferArgs) -> Result<()> {
         }
     })?;
     pb.finish_and_clear();
-    print_report(&report);
+    print!("{report}");
     if let Some(path) = a.json {
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        report.write_json(&path)?;
         println!("report written to {}", path.display());
     }
     Ok(())

@@ -103,7 +103,7 @@ impl Arma {
     }
 
     /// AR coefficients φ (x_t = Σ φ_i x_{t-i} + ...) from roots inside the unit circle.
-    pub fn ar_coefficients(&self, rng: &mut SampleRng) -> Vec<f64> {
+    fn ar_coefficients(&self, rng: &mut SampleRng) -> Vec<f64> {
         let p = rng.random_range(1..=self.cfg.p_max);
         // Polynomial 1 - φ1 B - φ2 B² ... = Π (1 - r_i B); keep coefficients of Π.
         let mut poly = vec![1.0f64];

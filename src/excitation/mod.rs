@@ -75,7 +75,15 @@ impl ExcitationConfig {
 }
 
 /// Method names in the order of their codes (stored per input row as `input_method`).
-pub const METHOD_NAMES: [&str; 5] = ["mixture", "arma", "forecast_pfn", "kernel_synth", "imf"];
+const METHOD_NAMES: [&str; 5] = ["mixture", "arma", "forecast_pfn", "kernel_synth", "imf"];
+
+/// The name of method `code`, or "unknown".
+pub fn method_name(code: u8) -> &'static str {
+    METHOD_NAMES
+        .get(code as usize)
+        .copied()
+        .unwrap_or("unknown")
+}
 
 /// Draws channels with a method chosen per channel.
 pub struct ExcitationSampler {

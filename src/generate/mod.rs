@@ -6,5 +6,5 @@ mod sample;
 mod validate;
 
 pub use driver::{generate_corpus, GenerateRequest, GenerateSummary, Progress};
-pub use sample::{Generator, Outcome, Sample, SampleKind, NOT_ODE};
+pub use sample::Generator;
 pub use validate::{check_conditioning, check_series, Rejection, PERTURBATION};

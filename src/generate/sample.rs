@@ -6,46 +6,9 @@ use crate::excitation::ExcitationSampler;
 use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
 use crate::rng::{sample_rng, uniform, SampleRng};
+use crate::store::{Outcome, Sample, SampleKind, NOT_ODE};
 use crate::symbolic::{eval_series, TreeSampler};
 use rand::Rng;
-
-/// What produced a sample's outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SampleKind {
-    /// y = f(x)
-    Explicit = 0,
-    /// dy/dt = f(y, x, t)
-    Ode = 1,
-}
-
-/// `ode_system` value of explicit samples.
-pub const NOT_ODE: u8 = 255;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub id: u64,
-    pub kind: SampleKind,
-    /// 0 = random right-hand side, 1.. = catalogue system, [`NOT_ODE`] for explicit samples.
-    pub ode_system: u8,
-    /// [input channel][t], exactly the values the outputs were computed from.
-    pub inputs: Vec<Vec<f32>>,
-    /// Excitation method code of each input channel.
-    pub input_methods: Vec<u8>,
-    /// [output channel][t], raw (not normalised).
-    pub outputs: Vec<Vec<f32>>,
-    /// The infix expression of each output channel.
-    pub symbols: Vec<String>,
-    /// Candidates rejected before this one was accepted.
-    pub rejected: u32,
-}
-
-/// A sample, or the record that its attempt budget ran out.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Accepted(Sample),
-    Failed { id: u64, rejected: u32 },
-}
 
 /// Everything needed to draw samples; built once, shared read-only by all threads.
 pub struct Generator {
@@ -97,10 +60,6 @@ impl Generator {
             trees: TreeSampler::new(&cfg.symbolic)?,
             odes: OdeSampler::new(&cfg.ode)?,
         })
-    }
-
-    pub fn config(&self) -> &GeneratorConfig {
-        &self.cfg
     }
 
     pub fn generate(&self, seed: u64, id: u64) -> Outcome {

@@ -1,5 +1,6 @@
 //! Layers candle-nn lacks or gets subtly wrong for our use.
 
+use super::params;
 use candle_core::{Result, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder, VarMap};
 
@@ -16,22 +17,6 @@ pub struct BatchNorm1d {
     eps: f64,
 }
 
-/// Names of non-trainable buffers inside a `VarMap`.
-pub fn is_buffer(name: &str) -> bool {
-    name.ends_with("running_mean") || name.ends_with("running_var")
-}
-
-/// The trainable variables of `varmap` whose names start with `prefix` (buffers excluded).
-pub fn trainable_vars(varmap: &VarMap, prefix: &str) -> Vec<Var> {
-    let data = varmap.data().lock().expect("var map lock");
-    let mut named: Vec<(&String, &Var)> = data
-        .iter()
-        .filter(|(name, _)| name.starts_with(prefix) && !is_buffer(name))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    named.into_iter().map(|(_, v)| v.clone()).collect()
-}
-
 impl BatchNorm1d {
     pub fn new(channels: usize, vb: VarBuilder, varmap: &VarMap) -> Result<Self> {
         let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
@@ -40,15 +25,9 @@ impl BatchNorm1d {
         vb.get_with_hints(channels, "running_var", Init::Const(1.0))?;
         let buffer = |name: &str| -> Result<Var> {
             let key = format!("{}.{name}", vb.prefix());
-            varmap
-                .data()
-                .lock()
-                .expect("var map lock")
-                .get(&key)
-                .cloned()
-                .ok_or_else(|| {
-                    candle_core::Error::Msg(format!("batch norm buffer {key} not in the var map"))
-                })
+            params::var(varmap, &key).ok_or_else(|| {
+                candle_core::Error::Msg(format!("batch norm buffer {key} not in the var map"))
+            })
         };
         Ok(BatchNorm1d {
             weight,
@@ -96,19 +75,23 @@ impl BatchNorm1d {
     }
 }
 
-/// A linear layer like `candle_nn::linear` (same weight names and initialisation), computed by
-/// the fused `super::fused::linear` op.
+/// A linear layer like `candle_nn::linear` (same weight names and initialisation). With a
+/// bias it is the fused `ops::linear` op; without one, candle's product.
 pub struct Linear {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
 }
 
-pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    let weight = vb.get_with_hints(
+fn linear_weight(in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Tensor> {
+    vb.get_with_hints(
         (out_dim, in_dim),
         "weight",
         candle_nn::init::DEFAULT_KAIMING_NORMAL,
-    )?;
+    )
+}
+
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = linear_weight(in_dim, out_dim, &vb)?;
     let bound = 1.0 / (in_dim as f64).sqrt();
     let bias = vb.get_with_hints(
         out_dim,
@@ -118,58 +101,26 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
             up: bound,
         },
     )?;
-    Ok(Linear { weight, bias })
+    Ok(Linear {
+        weight,
+        bias: Some(bias),
+    })
+}
+
+pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    Ok(Linear {
+        weight: linear_weight(in_dim, out_dim, &vb)?,
+        bias: None,
+    })
 }
 
 impl candle_nn::Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::fused::linear(x, &self.weight, &self.bias)
-    }
-}
-
-/// Re-draws every randomly initialised variable from `rng`, in name order: weights of rank 2
-/// or more from Kaiming normal (fan-in, ReLU gain), vectors from U(±1/sqrt(fan-in)) of the
-/// sibling weight. candle's CPU backend cannot be seeded, so this is what makes a training
-/// seed reproducible. Constant-initialised variables (norm scales and shifts, buffers) are
-/// left as they are.
-pub fn seeded_init(varmap: &VarMap, rng: &mut crate::rng::SampleRng) -> Result<()> {
-    use rand::Rng;
-    use rand_distr::StandardNormal;
-    let data = varmap.data().lock().expect("var map lock");
-    let mut names: Vec<&String> = data.keys().filter(|n| !is_buffer(n)).collect();
-    names.sort();
-    for name in names {
-        let var = &data[name];
-        let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        if values.windows(2).all(|w| w[0] == w[1]) {
-            continue;
+        match &self.bias {
+            Some(bias) => crate::ops::linear(x, &self.weight, bias),
+            None => candle_nn::Linear::new(self.weight.clone(), None).forward(x),
         }
-        let dims = var.dims().to_vec();
-        let fan_in = if dims.len() >= 2 {
-            dims[1..].iter().product::<usize>()
-        } else {
-            let sibling = name
-                .rsplit_once('.')
-                .map(|(p, _)| format!("{p}.weight"))
-                .unwrap_or_default();
-            data.get(&sibling)
-                .map(|w| w.dims()[1..].iter().product::<usize>())
-                .unwrap_or(dims[0])
-        } as f64;
-        let fresh: Vec<f32> = if dims.len() >= 2 {
-            let std = (2.0 / fan_in).sqrt();
-            (0..values.len())
-                .map(|_| (std * rng.sample::<f64, _>(StandardNormal)) as f32)
-                .collect()
-        } else {
-            let bound = 1.0 / fan_in.sqrt();
-            (0..values.len())
-                .map(|_| rng.random_range(-bound..bound) as f32)
-                .collect()
-        };
-        var.set(&Tensor::from_vec(fresh, dims, var.device())?)?;
     }
-    Ok(())
 }
 
 /// 1-D convolution (stride 1, no dilation) as K shifted views and one matmul. candle 0.11.1's
@@ -244,7 +195,7 @@ mod tests {
             .unwrap()
             .broadcast_add(&conv.bias.reshape((1, 4, 1)).unwrap())
             .unwrap();
-        let diff = crate::model::fused::tests::max_diff(&conv.forward(&x).unwrap(), &reference);
+        let diff = crate::ops::testing::max_diff(&conv.forward(&x).unwrap(), &reference);
         assert!(diff < 1e-4, "forward differs by {diff}");
 
         let weight = varmap.data().lock().unwrap()["weight"].clone();

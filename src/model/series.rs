@@ -132,10 +132,6 @@ impl SeriesEncoder {
         };
         self.transformer.forward(&tokens, key_mask.as_ref())
     }
-
-    pub fn config(&self) -> &SeriesConfig {
-        &self.cfg
-    }
 }
 
 impl Encoder for SeriesEncoder {

@@ -1,12 +1,11 @@
 //! Pre-LayerNorm transformer blocks (multi-head self-attention and a GELU MLP). candle-nn's
 //! fused `LayerNorm` and `softmax_last_dim` have no backward pass (a model built on them
 //! silently trains a few of its parameters), so LayerNorm, attention, GELU and the bias adds
-//! are our fused ops with hand-written backward passes (`super::fused`,
-//! `super::fused_attention`).
+//! are our fused ops with hand-written backward passes (`ops::layer_norm`,
+//! `ops::attention`, `ops::gelu`, `ops::linear`).
 
-use super::fused::{gelu, layer_norm};
-use super::fused_attention::attention;
 use super::layers::{linear, Linear};
+use crate::ops::{attention, gelu, layer_norm};
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, Module, VarBuilder};
 use serde::{Deserialize, Serialize};

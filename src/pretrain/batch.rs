@@ -2,12 +2,48 @@
 //! stream keyed by (seed, step), so a resumed run draws exactly the masks it would have drawn.
 
 use super::loader::Pair;
-use super::model::PairBatch;
 use crate::rng::SampleRng;
 use crate::symbolic::tokens::{first_regular_id, vocab_size, MASK, PAD};
 use candle_core::{Device, Result, Tensor};
 use rand::seq::index::sample;
 use rand::Rng;
+use std::ops::Range;
+
+/// One batch of pairs, with the masks of this step.
+pub struct PairBatch {
+    /// Raw windows [B, L].
+    pub series: Tensor,
+    /// 1 for real patches, 0 for padding [B, N].
+    pub patch_valid: Tensor,
+    /// 1 for patches to mask and reconstruct [B, N] (always a subset of the valid ones).
+    pub patch_mask: Tensor,
+    /// Clean token ids [B, T] and their padding mask [B, T].
+    pub tokens: Tensor,
+    pub token_valid: Tensor,
+    /// Token ids after 80/10/10 corruption [B, T] (the clean `tokens` are the targets).
+    pub mlm_input: Tensor,
+    /// The scored positions, as ascending flat indices `row · T + column` (kept on the host:
+    /// the MLM head runs on these rows only, and a part of the batch picks its own).
+    pub mlm_scored: Vec<u32>,
+}
+
+impl PairBatch {
+    pub fn rows(&self) -> Result<usize> {
+        self.series.dim(0)
+    }
+
+    /// Scored positions inside rows `rows`, re-based to the first of them.
+    pub fn scored_in(&self, rows: &Range<usize>) -> Result<Vec<u32>> {
+        let t = self.tokens.dim(1)? as u32;
+        let (lo, hi) = (rows.start as u32 * t, rows.end as u32 * t);
+        Ok(self
+            .mlm_scored
+            .iter()
+            .filter(|&&p| (lo..hi).contains(&p))
+            .map(|p| p - lo)
+            .collect())
+    }
+}
 
 pub struct MaskConfig {
     pub patch: usize,

@@ -42,10 +42,10 @@ pub struct PairStream {
 
 impl PairStream {
     pub fn open(corpus: Corpus, cfg: LoaderConfig) -> Result<PairStream> {
-        if corpus.manifest.length < cfg.length {
+        if corpus.manifest.spec.length < cfg.length {
             return Err(Error::corpus(
                 &corpus.dir,
-                format!("series of length {} are shorter than the model window {}; generate with --length {} or more", corpus.manifest.length, cfg.length, cfg.length),
+                format!("series of length {} are shorter than the model window {}; generate with --length {} or more", corpus.manifest.spec.length, cfg.length, cfg.length),
             ));
         }
         if corpus.manifest.shards.iter().all(|s| s.samples == 0) {

@@ -1,6 +1,6 @@
 //! A finished corpus opened for reading: its manifest and shard paths.
 
-use super::manifest::{sha256_file, Manifest, MANIFEST};
+use super::manifest::{is_part_file, sha256_file, Manifest, MANIFEST};
 use super::shard::{read_shard, ShardData};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -17,11 +17,7 @@ impl Corpus {
             let has_parts = std::fs::read_dir(dir)
                 .map_err(|e| Error::io(dir, e))?
                 .filter_map(|e| e.ok())
-                .any(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with("manifest.part-")
-                });
+                .any(|e| is_part_file(&e.file_name().to_string_lossy()));
             let hint = if has_parts {
                 "it has worker parts: run `s2kit merge` once every worker has finished"
             } else {
@@ -46,7 +42,7 @@ impl Corpus {
         })
     }
 
-    pub fn shard_paths(&self) -> Vec<PathBuf> {
+    fn shard_paths(&self) -> Vec<PathBuf> {
         self.manifest
             .shards
             .iter()
@@ -58,14 +54,21 @@ impl Corpus {
         read_shard(&self.dir.join(&self.manifest.shards[i].file))
     }
 
-    /// Recomputes every shard's checksum; returns the files that do not match.
-    pub fn verify(&self) -> Result<Vec<PathBuf>> {
+    /// Recomputes every shard's checksum; a missing or mismatching shard is an error that
+    /// lists them all.
+    pub fn verify(&self) -> Result<()> {
         let mut bad = Vec::new();
         for (entry, path) in self.manifest.shards.iter().zip(self.shard_paths()) {
             if !path.exists() || sha256_file(&path)? != entry.sha256 {
-                bad.push(path);
+                bad.push(path.display().to_string());
             }
         }
-        Ok(bad)
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(Error::corpus(
+            &self.dir,
+            format!("checksum mismatch or missing: {}", bad.join(", ")),
+        ))
     }
 }

@@ -4,7 +4,6 @@
 
 use super::shard::Compression;
 use crate::error::{Error, Result};
-use crate::preset::GeneratorConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -29,9 +28,9 @@ pub struct ShardEntry {
     pub sha256: String,
 }
 
+/// What a corpus is, apart from its shards: enough to regenerate it exactly.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Manifest {
-    pub format_version: u32,
+pub struct CorpusSpec {
     pub seed: u64,
     /// The corpus covers sample ids [0, samples).
     pub samples: u64,
@@ -39,21 +38,41 @@ pub struct Manifest {
     pub length: usize,
     pub compression: Compression,
     pub workers: u32,
+    /// The generator preset, stored in the manifest and in every shard (the store does not
+    /// interpret it).
+    pub config: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format_version: u32,
+    #[serde(flatten)]
+    pub spec: CorpusSpec,
     /// The worker this part belongs to; absent in a merged or single-worker manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<u32>,
-    pub config: GeneratorConfig,
     pub shards: Vec<ShardEntry>,
 }
 
 impl Manifest {
     pub fn n_shards(&self) -> u64 {
-        self.samples.div_ceil(self.shard_size)
+        self.spec.samples.div_ceil(self.spec.shard_size)
+    }
+
+    /// The sample ids of shard `index`.
+    pub fn ids_of(&self, index: u64) -> std::ops::Range<u64> {
+        let CorpusSpec {
+            samples,
+            shard_size,
+            ..
+        } = self.spec;
+        let first = index.saturating_mul(shard_size).min(samples);
+        first..first.saturating_add(shard_size).min(samples)
     }
 
     /// Shard indices assigned to `worker` (round robin, so every worker gets a similar share).
     pub fn shards_of(&self, worker: u32) -> impl Iterator<Item = u64> + '_ {
-        (0..self.n_shards()).filter(move |j| j % self.workers as u64 == worker as u64)
+        (0..self.n_shards()).filter(move |j| j % self.spec.workers as u64 == worker as u64)
     }
 
     pub fn is_complete(&self) -> bool {
@@ -66,13 +85,7 @@ impl Manifest {
 
     /// True when `other` describes the same corpus (everything but the shard list).
     pub fn same_corpus(&self, other: &Manifest) -> bool {
-        self.seed == other.seed
-            && self.samples == other.samples
-            && self.shard_size == other.shard_size
-            && self.length == other.length
-            && self.compression == other.compression
-            && self.workers == other.workers
-            && self.config == other.config
+        self.spec == other.spec
     }
 
     pub fn load(path: &Path) -> Result<Manifest> {
@@ -96,8 +109,15 @@ impl Manifest {
     }
 }
 
-pub fn part_file_name(worker: u32, workers: u32) -> String {
-    format!("manifest.part-{worker:04}-of-{workers:04}.json")
+const PART_PREFIX: &str = "manifest.part-";
+
+fn part_file_name(worker: u32, workers: u32) -> String {
+    format!("{PART_PREFIX}{worker:04}-of-{workers:04}.json")
+}
+
+/// True for the name of a worker's manifest part.
+pub fn is_part_file(name: &str) -> bool {
+    name.starts_with(PART_PREFIX) && name.ends_with(".json")
 }
 
 /// The manifest file a worker maintains while it runs.
@@ -131,7 +151,7 @@ pub fn merge(dir: &Path) -> Result<Manifest> {
     for entry in entries {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("manifest.part-") && name.ends_with(".json") {
+        if is_part_file(name) {
             parts.push(Manifest::load(&path)?);
         }
     }
@@ -141,7 +161,7 @@ pub fn merge(dir: &Path) -> Result<Manifest> {
             "no manifest parts (manifest.part-*.json) to merge",
         ));
     };
-    let mut seen = vec![false; first.workers as usize];
+    let mut seen = vec![false; first.spec.workers as usize];
     for p in &parts {
         if !p.same_corpus(&first) {
             return Err(Error::corpus(dir, "manifest parts describe different corpora (seed, config, sizes or worker count differ)"));
@@ -149,7 +169,7 @@ pub fn merge(dir: &Path) -> Result<Manifest> {
         let w = p
             .worker
             .ok_or_else(|| Error::corpus(dir, "a manifest part has no worker index"))?;
-        if w >= first.workers || seen[w as usize] {
+        if w >= first.spec.workers || seen[w as usize] {
             return Err(Error::corpus(
                 dir,
                 format!("worker {w} appears twice or is out of range"),
@@ -171,7 +191,7 @@ pub fn merge(dir: &Path) -> Result<Manifest> {
             dir,
             format!(
                 "the part of worker {missing} of {} is missing",
-                first.workers
+                first.spec.workers
             ),
         ));
     }

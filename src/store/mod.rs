@@ -1,13 +1,15 @@
-//! The on-disk corpus: HDF5 shards plus a manifest. Knows nothing of how samples are made.
+//! The on-disk corpus: the records it holds, HDF5 shards, the manifest, the writer that
+//! prepares and resumes an output directory, and the reader. Knows nothing of how samples
+//! are made.
 
 mod corpus;
 mod manifest;
+mod record;
 mod shard;
+mod writer;
 
 pub use corpus::Corpus;
-pub use manifest::{
-    manifest_path, merge, part_file_name, sha256_file, Manifest, ShardEntry, MANIFEST,
-};
-pub use shard::{
-    read_shard, shard_file_name, write_shard, Compression, ShardData, ShardMeta, FORMAT_VERSION,
-};
+pub use manifest::{merge, CorpusSpec, Manifest, ShardEntry, MANIFEST};
+pub use record::{Outcome, Sample, SampleKind, NOT_ODE};
+pub use shard::{read_shard, Compression, ShardData};
+pub use writer::CorpusWriter;

@@ -2,8 +2,8 @@
 //! plain h5py reads without plugins. A shard is written under a temporary name and renamed
 //! only once complete, so a visible `shard-NNNNNN.h5` is always whole.
 
+use super::record::{Sample, SampleKind};
 use crate::error::{Error, Result};
-use crate::generate::{Sample, SampleKind};
 use hdf5::types::VarLenUnicode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -214,11 +214,7 @@ impl ShardData {
         let (oa, ob) = (self.output_offsets[i], self.output_offsets[i + 1]);
         Sample {
             id: self.sample_id[i],
-            kind: if self.kind[i] == 0 {
-                SampleKind::Explicit
-            } else {
-                SampleKind::Ode
-            },
+            kind: SampleKind::from_code(self.kind[i]).expect("kinds are checked when read"),
             ode_system: self.ode_system[i],
             inputs: rows(&self.inputs, ia, ib),
             input_methods: self.input_method[ia as usize..ib as usize].to_vec(),
@@ -298,6 +294,13 @@ pub fn read_shard(path: &Path) -> Result<ShardData> {
     }
     if data.kind.len() != n || data.ode_system.len() != n || data.rejected.len() != n {
         return bad("per-sample arrays have different lengths");
+    }
+    if let Some(code) = data
+        .kind
+        .iter()
+        .find(|&&k| SampleKind::from_code(k).is_none())
+    {
+        return bad(&format!("unknown sample kind {code}"));
     }
     Ok(data)
 }

@@ -10,6 +10,7 @@ mod sample;
 pub mod tokens;
 
 pub use eval::{eval_point, eval_series, PointEnv};
+pub use print::operator_counts;
 pub use sample::{OperatorConfig, SymbolicConfig, TreeSampler};
 
 use serde::{Deserialize, Serialize};

@@ -1,8 +1,63 @@
 //! Infix printing. The output is fully parenthesised and uses only syntax and functions the
 //! `meval` crate knows, so the stored symbol can be re-evaluated by a standard parser.
 
-use super::{Expr, UnaryOp, Var};
+use super::{BinaryOp, Expr, UnaryOp, Var};
 use std::fmt;
+
+impl UnaryOp {
+    /// What is printed before and after the argument.
+    fn printed(self) -> (&'static str, &'static str) {
+        match self {
+            UnaryOp::Abs => ("abs(", ")"),
+            UnaryOp::Inv => ("(1 / ", ")"),
+            UnaryOp::Sqrt => ("sqrt(abs(", "))"),
+            UnaryOp::Log => ("ln(abs(", "))"),
+            UnaryOp::Exp => ("exp(", ")"),
+            UnaryOp::Sin => ("sin(", ")"),
+            UnaryOp::Cos => ("cos(", ")"),
+            UnaryOp::Tan => ("tan(", ")"),
+            UnaryOp::Atan => ("atan(", ")"),
+            UnaryOp::Pow2 => ("(", ")^2"),
+            UnaryOp::Pow3 => ("(", ")^3"),
+        }
+    }
+
+    /// The part of the printed form that only this operator writes (or whose other
+    /// writers' markers end with it: see `operator_counts`).
+    fn marker(self) -> &'static str {
+        match self.printed() {
+            ("(", close) => close,
+            (open, _) => open,
+        }
+    }
+}
+
+/// How often each operator occurs in a printed expression, by name, read back from the
+/// printed form above. A marker can end another operator's marker (`abs(` ends
+/// `sqrt(abs(`, ` / ` ends `(1 / `, `tan(` ends `atan(`); those occurrences are subtracted.
+pub fn operator_counts(symbol: &str) -> Vec<(&'static str, u64)> {
+    let markers: Vec<(&'static str, String)> = BinaryOp::ALL
+        .iter()
+        .map(|op| (op.name(), format!(" {} ", op.symbol())))
+        .chain(
+            UnaryOp::ALL
+                .iter()
+                .map(|op| (op.name(), op.marker().to_string())),
+        )
+        .collect();
+    let count = |m: &str| symbol.matches(m).count() as u64;
+    markers
+        .iter()
+        .map(|(name, marker)| {
+            let inside_others: u64 = markers
+                .iter()
+                .filter(|(_, other)| other != marker && other.ends_with(marker.as_str()))
+                .map(|(_, other)| count(other))
+                .sum();
+            (*name, count(marker) - inside_others)
+        })
+        .collect()
+}
 
 impl fmt::Display for Var {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -22,19 +77,10 @@ impl fmt::Display for Expr {
             Expr::Const(c) if *c < 0.0 => write!(f, "(-{})", -c),
             Expr::Const(c) => write!(f, "{c}"),
             Expr::Var(v) => write!(f, "{v}"),
-            Expr::Unary(op, a) => match op {
-                UnaryOp::Abs => write!(f, "abs({a})"),
-                UnaryOp::Inv => write!(f, "(1 / {a})"),
-                UnaryOp::Sqrt => write!(f, "sqrt(abs({a}))"),
-                UnaryOp::Log => write!(f, "ln(abs({a}))"),
-                UnaryOp::Exp => write!(f, "exp({a})"),
-                UnaryOp::Sin => write!(f, "sin({a})"),
-                UnaryOp::Cos => write!(f, "cos({a})"),
-                UnaryOp::Tan => write!(f, "tan({a})"),
-                UnaryOp::Atan => write!(f, "atan({a})"),
-                UnaryOp::Pow2 => write!(f, "({a})^2"),
-                UnaryOp::Pow3 => write!(f, "({a})^3"),
-            },
+            Expr::Unary(op, a) => {
+                let (open, close) = op.printed();
+                write!(f, "{open}{a}{close}")
+            }
             Expr::Binary(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
         }
     }

@@ -1,7 +1,7 @@
 //! AdamW with decoupled weight decay and global-norm gradient clipping. candle-nn's AdamW
 //! keeps its moments private, so a checkpoint could not hold them; this one exposes its state.
 
-use crate::model::fused::{contiguous, contiguous_mut};
+use crate::ops::{contiguous, contiguous_mut};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
@@ -317,7 +317,7 @@ mod tests {
         let (m1, v1) = (m.copy().unwrap(), v.copy().unwrap());
         step.in_place(&param, &m1, &v1, &g).unwrap();
         for (a, b) in [(&m1, &m2), (&v1, &v2), (param.as_tensor(), &p2)] {
-            let diff = crate::model::fused::tests::max_diff(a, b);
+            let diff = crate::ops::testing::max_diff(a, b);
             assert!(diff < 1e-6, "differs by {diff}");
         }
     }

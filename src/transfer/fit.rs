@@ -4,22 +4,24 @@
 //! stops improving, and training stops early when it has not improved for a while. TEST is
 //! never seen here.
 
+use crate::model::params;
+use crate::rng::SampleRng;
+use crate::train::AdamW;
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-
-use crate::rng::SampleRng;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FitConfig {
     pub max_epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
-    /// Epochs without a better validation loss before the learning rate is halved.
+    /// Epochs without a better validation score (accuracy, then loss) before the learning
+    /// rate is halved.
     pub plateau_patience: usize,
     pub min_lr: f64,
-    /// Epochs without a better validation loss before training stops.
+    /// Epochs without a better validation score before training stops.
     pub early_stop_patience: usize,
 }
 
@@ -91,19 +93,13 @@ pub fn evaluate(
     ))
 }
 
-fn snapshot(varmap: &VarMap) -> candle_core::Result<Vec<(Var, Tensor)>> {
-    let data = varmap.data().lock().expect("var map lock");
-    data.values()
-        .map(|v| Ok((v.clone(), v.as_tensor().copy()?)))
-        .collect()
-}
-
-/// Trains `vars` to minimise cross-entropy of `logits` on `train`, selects the epoch by
-/// validation loss and leaves the selected weights (and buffers) in `varmap`.
+/// Trains `vars` to minimise cross-entropy of `logits` on `train` with AdamW (no weight
+/// decay, no clipping), selects the epoch by validation accuracy (validation loss breaks
+/// ties) and leaves the selected weights (and buffers) in `varmap`.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     logits: &dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>,
-    vars: Vec<Var>,
+    vars: Vec<(String, Var)>,
     varmap: &VarMap,
     train: &Batchable,
     val: &Batchable,
@@ -112,17 +108,11 @@ pub fn fit(
     on_epoch: &dyn Fn(usize, f64),
 ) -> candle_core::Result<FitReport> {
     let device = train.x.device().clone();
-    let mut opt = AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = AdamW::new(vars, 0.0)?;
+    let mut lr = cfg.lr;
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
     let mut best = (f64::INFINITY, -1.0, 0usize);
-    let mut best_weights = snapshot(varmap)?;
+    let mut best_weights = params::snapshot(varmap)?;
     let (mut since_best, mut since_lr_change) = (0usize, 0usize);
     let mut epochs_run = 0;
     for epoch in 1..=cfg.max_epochs {
@@ -131,7 +121,7 @@ pub fn fit(
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let out = logits(&train.x.index_select(&idx, 0)?, true)?;
             let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
-            opt.backward_step(&loss)?;
+            opt.step(&loss.backward()?, lr, f64::INFINITY)?;
         }
         epochs_run = epoch;
         let (val_loss, val_acc, _) = evaluate(logits, val)?;
@@ -144,24 +134,22 @@ pub fn fit(
         // best = (loss, accuracy, epoch)
         if val_acc > best.1 + 1e-9 || (val_acc >= best.1 - 1e-9 && val_loss < best.0 - 1e-6) {
             best = (val_loss, val_acc, epoch);
-            best_weights = snapshot(varmap)?;
+            best_weights = params::snapshot(varmap)?;
             since_best = 0;
             since_lr_change = 0;
         } else {
             since_best += 1;
             since_lr_change += 1;
         }
-        if since_lr_change >= cfg.plateau_patience && opt.learning_rate() > cfg.min_lr {
-            opt.set_learning_rate((opt.learning_rate() * 0.5).max(cfg.min_lr));
+        if since_lr_change >= cfg.plateau_patience && lr > cfg.min_lr {
+            lr = (lr * 0.5).max(cfg.min_lr);
             since_lr_change = 0;
         }
         if since_best >= cfg.early_stop_patience {
             break;
         }
     }
-    for (var, value) in best_weights {
-        var.set(&value)?;
-    }
+    params::restore(varmap, &best_weights, "")?;
     Ok(FitReport {
         epochs_run,
         best_epoch: best.2,

@@ -9,17 +9,15 @@
 mod fit;
 mod metrics;
 mod report;
+mod ucr;
 
 pub use fit::{fit, FitConfig, FitReport};
 pub use metrics::{mean_std, score, ClassCounts, Scores};
-pub use report::{print_report, SeedResult, TransferReport};
+pub use report::{SeedResult, TransferReport};
 
-use crate::data::{prepare, stratified_split, Prepared, TsDataset};
 use crate::error::{Error, Result};
-use crate::model::layers::Linear;
-use crate::model::layers::{seeded_init, trainable_vars};
 use crate::model::{
-    candle_err, load_encoder_weights, save_encoder, Encoder, EncoderConfig, FcnConfig,
+    linear, load_encoder_weights, params, save_encoder, Encoder, EncoderConfig, FcnConfig, Linear,
 };
 use crate::rng::sample_rng;
 use candle_core::{DType, Device, Module, Tensor};
@@ -28,6 +26,7 @@ use fit::{evaluate, to_tensors, Batchable};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
+use ucr::{prepare, stratified_split, Prepared, TsDataset};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,15 +40,15 @@ pub enum Protocol {
 }
 
 impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "scratch" => Ok(Protocol::Scratch),
             "linear" => Ok(Protocol::Linear),
             "finetune" => Ok(Protocol::Finetune),
-            _ => Err(format!(
+            _ => Err(Error::Request(format!(
                 "unknown protocol '{s}' (scratch, linear, finetune)"
-            )),
+            ))),
         }
     }
 }
@@ -89,6 +88,8 @@ pub struct TransferRequest {
     pub val_fraction: f64,
     /// Where to save the first seed's selected encoder (for later transfer), if anywhere.
     pub save_encoder: Option<PathBuf>,
+    /// Where the classifiers train.
+    pub device: Device,
 }
 
 /// Progress notifications for a display.
@@ -124,9 +125,7 @@ fn build_classifier(
 ) -> Result<Classifier> {
     let encoder = cfg.build(varmap, device)?;
     let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-    let head =
-        crate::model::layers::linear(channels * encoder.feature_dim(), classes, vb.pp("head"))
-            .map_err(candle_err)?;
+    let head = linear(channels * encoder.feature_dim(), classes, vb.pp("head"))?;
     Ok(Classifier { encoder, head })
 }
 
@@ -142,7 +141,7 @@ fn initialised_classifier(
 ) -> Result<(Classifier, VarMap)> {
     let varmap = VarMap::new();
     let classifier = build_classifier(encoder_cfg, channels, classes, &varmap, device)?;
-    seeded_init(&varmap, rng).map_err(candle_err)?;
+    params::seeded_init(&varmap, rng)?;
     if let ModelSpec::Saved(dir) = model {
         if protocol != Protocol::Scratch {
             load_encoder_weights(dir, &varmap, device)?;
@@ -154,20 +153,20 @@ fn initialised_classifier(
 impl TransferRequest {
     fn validate(&self) -> Result<()> {
         if self.seeds == 0 {
-            return Err(Error::Usage("--seeds must be at least 1".into()));
+            return Err(Error::Request("--seeds must be at least 1".into()));
         }
         if self.fit.max_epochs == 0 || self.fit.batch_size == 0 {
-            return Err(Error::Usage(
+            return Err(Error::Request(
                 "--epochs and --batch-size must be at least 1".into(),
             ));
         }
         if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
-            return Err(Error::Usage(
+            return Err(Error::Request(
                 "--val-fraction must lie strictly between 0 and 1".into(),
             ));
         }
         if self.model == ModelSpec::Fcn && self.protocol != Protocol::Scratch {
-            return Err(Error::Usage(format!(
+            return Err(Error::Request(format!(
                 "--protocol {:?} needs a pretrained encoder directory as --model; `fcn` is trained from scratch only",
                 self.protocol
             ).to_lowercase()));
@@ -182,7 +181,7 @@ pub fn run_transfer(
     progress: &dyn Fn(TransferProgress),
 ) -> Result<TransferReport> {
     req.validate()?;
-    let device = Device::Cpu;
+    let device = &req.device;
     let dataset = TsDataset::load(&req.dataset)?;
     let encoder_cfg = match &req.model {
         ModelSpec::Fcn => EncoderConfig::Fcn(FcnConfig::default()),
@@ -214,7 +213,7 @@ pub fn run_transfer(
             &encoder_cfg,
             [channels, classes],
             &mut rng,
-            &device,
+            device,
         )?;
         let on_epoch =
             |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
@@ -251,7 +250,12 @@ pub fn run_transfer(
 type Outcome = (FitReport, Vec<usize>);
 
 fn split_tensors(p: &Prepared, device: &Device) -> Result<(Tensor, Tensor)> {
-    to_tensors(&p.values, &p.labels, (p.n, p.channels, p.length), device).map_err(candle_err)
+    Ok(to_tensors(
+        &p.values,
+        &p.labels,
+        (p.n, p.channels, p.length),
+        device,
+    )?)
 }
 
 /// Trains the classifier on `train`, selects on `val`, and predicts `test` once. Under the
@@ -265,21 +269,19 @@ fn train_and_score(
     rng: &mut crate::rng::SampleRng,
     on_epoch: &dyn Fn(usize, f64),
 ) -> Result<Outcome> {
-    let device = Device::Cpu;
+    let device = &req.device;
     let frozen = req.protocol == Protocol::Linear;
     let inputs = |p: &Prepared| -> Result<(Tensor, Tensor)> {
-        let (x, y) = split_tensors(p, &device)?;
+        let (x, y) = split_tensors(p, device)?;
         if !frozen {
             return Ok((x, y));
         }
         let mut parts = Vec::new();
         for start in (0..p.n).step_by(256) {
-            let chunk = x
-                .narrow(0, start, (p.n - start).min(256))
-                .map_err(candle_err)?;
-            parts.push(model.features(&chunk, false).map_err(candle_err)?.detach());
+            let chunk = x.narrow(0, start, (p.n - start).min(256))?;
+            parts.push(model.features(&chunk, false)?.detach());
         }
-        Ok((Tensor::cat(&parts, 0).map_err(candle_err)?, y))
+        Ok((Tensor::cat(&parts, 0)?, y))
     };
     let logits = |x: &Tensor, train: bool| {
         if frozen {
@@ -288,7 +290,7 @@ fn train_and_score(
             model.logits(x, train)
         }
     };
-    let vars = trainable_vars(varmap, if frozen { "head" } else { "" });
+    let vars = params::trainable(varmap, if frozen { "head" } else { "" });
     let ((tx, ty), (vx, vy)) = (inputs(train)?, inputs(val)?);
     let report = fit(
         &logits,
@@ -299,19 +301,16 @@ fn train_and_score(
         &req.fit,
         rng,
         on_epoch,
-    )
-    .map_err(candle_err)?;
+    )?;
     let (sx, sy) = inputs(test)?;
-    let (_, _, predictions) =
-        evaluate(&logits, &Batchable { x: &sx, y: &sy }).map_err(candle_err)?;
+    let (_, _, predictions) = evaluate(&logits, &Batchable { x: &sx, y: &sy })?;
     Ok((report, predictions))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::transformer::TransformerConfig;
-    use crate::model::{export_encoder, Encoder, SeriesConfig, SeriesEncoder};
+    use crate::model::{export_encoder, SeriesConfig, SeriesEncoder, TransformerConfig};
     use std::path::Path;
 
     fn series_config() -> SeriesConfig {
@@ -335,7 +334,7 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device).pp("series");
         let encoder = SeriesEncoder::new(&cfg, vb).unwrap();
-        seeded_init(&varmap, &mut sample_rng(seed, 0)).unwrap();
+        params::seeded_init(&varmap, &mut sample_rng(seed, 0)).unwrap();
         export_encoder(
             dir,
             &EncoderConfig::PatchTransformer(cfg),

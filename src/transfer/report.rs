@@ -1,11 +1,13 @@
-//! The transfer report: per-seed results, mean ± std over seeds, per-class counts; printed as
-//! a table or serialised as JSON.
+//! The transfer report: per-seed results, mean ± std over seeds, per-class counts; formatted
+//! as a table (`Display`) or written as JSON. The caller decides where it goes.
 
 use super::fit::FitReport;
 use super::metrics::{mean_std, Scores};
+use super::ucr::TsDataset;
 use super::{Protocol, TransferRequest};
-use crate::data::TsDataset;
+use crate::error::{Action, Error, Result};
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedResult {
@@ -94,48 +96,66 @@ impl TransferReport {
             seeds,
         }
     }
+
+    /// Writes the whole report as JSON to `path`.
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(Error::json(Action::Saving, path))?;
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    }
 }
 
-pub fn print_report(r: &TransferReport) {
-    println!(
-        "{} ({} train / {} test cases, {} channel(s), length {}), model {}, protocol {:?}",
-        r.dataset, r.train_cases, r.test_cases, r.channels, r.length, r.model, r.protocol
-    );
-    println!(
+impl std::fmt::Display for TransferReport {
+    /// The report as a table: the setting, one row per seed, the mean, one row per class.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self;
+        writeln!(
+            f,
+            "{} ({} train / {} test cases, {} channel(s), length {}), model {}, protocol {:?}",
+            r.dataset, r.train_cases, r.test_cases, r.channels, r.length, r.model, r.protocol
+        )?;
+        writeln!(
+        f,
         "model selection: {:.0}% of each TRAIN class held out for validation; TEST scored once per seed",
         100.0 * r.val_fraction
-    );
-    println!(
-        "{:>6} {:>10} {:>10} {:>8} {:>10} {:>9}",
-        "seed", "accuracy", "macro-F1", "epochs", "best epoch", "seconds"
-    );
-    for s in &r.seeds {
-        println!(
-            "{:>6} {:>10.4} {:>10.4} {:>8} {:>10} {:>9.1}",
-            s.seed,
-            s.scores.accuracy,
-            s.scores.macro_f1,
-            s.fit.epochs_run,
-            s.fit.best_epoch,
-            s.seconds
-        );
-    }
-    println!(
-        "{:>6} {:>5.4} ± {:.4} {:.4} ± {:.4}",
-        "mean", r.accuracy_mean, r.accuracy_std, r.macro_f1_mean, r.macro_f1_std
-    );
-    println!(
-        "{:>18} {:>6} {:>6} {:>16} {:>8}",
-        "class", "train", "test", "correct (seeds)", "F1 mean"
-    );
-    for c in &r.per_class {
-        println!(
-            "{:>18} {:>6} {:>6} {:>16} {:>8.3}",
-            c.class,
-            c.train_cases,
-            c.test_cases,
-            format!("{}/{}", c.correct_over_seeds, c.test_cases * r.seeds.len()),
-            c.f1_mean
-        );
+    )?;
+        writeln!(
+            f,
+            "{:>6} {:>10} {:>10} {:>8} {:>10} {:>9}",
+            "seed", "accuracy", "macro-F1", "epochs", "best epoch", "seconds"
+        )?;
+        for s in &r.seeds {
+            writeln!(
+                f,
+                "{:>6} {:>10.4} {:>10.4} {:>8} {:>10} {:>9.1}",
+                s.seed,
+                s.scores.accuracy,
+                s.scores.macro_f1,
+                s.fit.epochs_run,
+                s.fit.best_epoch,
+                s.seconds
+            )?;
+        }
+        writeln!(
+            f,
+            "{:>6} {:>5.4} ± {:.4} {:.4} ± {:.4}",
+            "mean", r.accuracy_mean, r.accuracy_std, r.macro_f1_mean, r.macro_f1_std
+        )?;
+        writeln!(
+            f,
+            "{:>18} {:>6} {:>6} {:>16} {:>8}",
+            "class", "train", "test", "correct (seeds)", "F1 mean"
+        )?;
+        for c in &r.per_class {
+            writeln!(
+                f,
+                "{:>18} {:>6} {:>6} {:>16} {:>8.3}",
+                c.class,
+                c.train_cases,
+                c.test_cases,
+                format!("{}/{}", c.correct_over_seeds, c.test_cases * r.seeds.len()),
+                c.f1_mean
+            )?;
+        }
+        Ok(())
     }
 }

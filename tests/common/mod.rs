@@ -2,9 +2,9 @@
 // Each test crate compiles this module and uses only some of it.
 #![allow(dead_code)]
 
-use s2kit::generate::{generate_corpus, GenerateRequest, Sample};
+use s2kit::generate::{generate_corpus, GenerateRequest};
 use s2kit::preset::GeneratorConfig;
-use s2kit::store::{Compression, Corpus};
+use s2kit::store::{Compression, Corpus, Sample};
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -41,7 +41,7 @@ impl Prepared {
     }
 }
 
-pub fn fill_missing(x: &mut [f32]) {
+fn fill_missing(x: &mut [f32]) {
     let observed: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite()).collect();
     let (Some(&first), Some(&last)) = (observed.first(), observed.last()) else {
         x.iter_mut().for_each(|v| *v = 0.0);
@@ -60,7 +60,7 @@ pub fn fill_missing(x: &mut [f32]) {
 }
 
 /// Linear resampling of `x` onto `len` evenly spaced points spanning the same interval.
-pub fn resample(x: &[f32], len: usize) -> Vec<f32> {
+fn resample(x: &[f32], len: usize) -> Vec<f32> {
     match x.len() {
         0 => vec![0.0; len],
         1 => vec![x[0]; len],
@@ -80,7 +80,7 @@ pub fn resample(x: &[f32], len: usize) -> Vec<f32> {
     }
 }
 
-pub fn z_normalize(x: &mut [f32]) {
+fn z_normalize(x: &mut [f32]) {
     let n = x.len().max(1) as f64;
     let mean = x.iter().map(|v| *v as f64).sum::<f64>() / n;
     let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;

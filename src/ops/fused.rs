@@ -11,40 +11,9 @@
 
 use super::gemm::{gemm_new, View};
 use super::kernels;
+use super::storage::contiguous;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use candle_nn::Module;
-
-/// The span of a contiguous tensor inside its storage, or an error naming the op.
-fn span(name: &str, layout: &Layout) -> Result<std::ops::Range<usize>> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(start..end),
-        None => candle_core::bail!("{name}: the input must be contiguous"),
-    }
-}
-
-/// The elements of a contiguous f32 tensor, or an error naming the op.
-pub(crate) fn contiguous<'a>(
-    name: &str,
-    storage: &'a CpuStorage,
-    layout: &Layout,
-) -> Result<&'a [f32]> {
-    match storage {
-        CpuStorage::F32(data) => Ok(&data[span(name, layout)?]),
-        _ => candle_core::bail!("{name}: only f32 is supported"),
-    }
-}
-
-/// The elements of a contiguous f32 tensor, writable (for in-place ops).
-pub(crate) fn contiguous_mut<'a>(
-    name: &str,
-    storage: &'a mut CpuStorage,
-    layout: &Layout,
-) -> Result<&'a mut [f32]> {
-    match storage {
-        CpuStorage::F32(data) => Ok(&mut data[span(name, layout)?]),
-        _ => candle_core::bail!("{name}: only f32 is supported"),
-    }
-}
 
 /// The rows of a contiguous f32 tensor and their width, or an error naming the op.
 fn rows<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
@@ -413,55 +382,10 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::ops::testing::{check, max_diff, randn};
     use candle_core::{Device, Var};
-
-    /// The largest |element| of `t`.
-    pub fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
-    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        max_abs(&(a - b).unwrap())
-    }
-
-    /// Compares a fused op with its composition on the same inputs: outputs, and the gradients
-    /// of every input under a loss that weights each output element differently.
-    pub fn check(
-        inputs: &[Tensor],
-        fused: impl Fn(&[Tensor]) -> Result<Tensor>,
-        composition: impl Fn(&[Tensor]) -> Result<Tensor>,
-    ) {
-        let vars: Vec<Var> = inputs
-            .iter()
-            .map(|t| Var::from_tensor(t).unwrap())
-            .collect();
-        let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let (a, b) = (fused(&tensors).unwrap(), composition(&tensors).unwrap());
-        assert_eq!(a.dims(), b.dims());
-        let diff = max_diff(&a, &b);
-        assert!(diff < 1e-5, "outputs differ by {diff}");
-        let weights = Tensor::randn(0f32, 1.0, a.shape(), a.device()).unwrap();
-        let loss = |y: Tensor| (y * &weights).unwrap().sum_all().unwrap();
-        let (ga, gb) = (loss(a).backward().unwrap(), loss(b).backward().unwrap());
-        for (i, var) in vars.iter().enumerate() {
-            let (ga, gb) = (ga.get(var).unwrap(), gb.get(var).unwrap());
-            let diff = max_diff(ga, gb);
-            assert!(diff < 1e-4, "gradients of input {i} differ by {diff}");
-        }
-    }
-
-    fn randn(shape: &[usize], scale: f64) -> Tensor {
-        (Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap() * scale).unwrap()
-    }
 
     #[test]
     fn fused_layer_norm_matches_the_composition() {

@@ -8,9 +8,9 @@
 //! instead of storing them (as FlashAttention does), so the forward keeps no [t, t] buffers.
 //! Batch elements run in parallel on rayon's pool. On other devices, the candle composition.
 
-use super::fused::contiguous as data;
 use super::gemm::{gemm, View};
 use super::kernels::softmax_rows;
+use super::storage::contiguous as data;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -210,7 +210,7 @@ pub fn attention(qkv: &Tensor, key_bias: &Tensor, heads: usize) -> Result<Tensor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::fused::tests::check;
+    use crate::ops::testing::check;
     use candle_core::Device;
 
     fn inputs(b: usize, t: usize, d: usize) -> (Tensor, Tensor) {
@@ -250,7 +250,7 @@ mod tests {
         let changed = qkv.slice_assign(&[1..2, 4..6, 0..24], &noise).unwrap();
         let out2 = attention(&changed, &bias, 2).unwrap();
         let unpadded = |o: &Tensor| o.narrow(1, 0, 4).unwrap();
-        let diff = crate::model::fused::tests::max_diff(&unpadded(&out), &unpadded(&out2));
+        let diff = crate::ops::testing::max_diff(&unpadded(&out), &unpadded(&out2));
         assert!(diff < 1e-6, "padding leaked into the output: {diff}");
     }
 

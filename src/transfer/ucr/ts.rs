@@ -31,7 +31,7 @@ impl TsSplit {
 }
 
 fn parse_error(path: &Path, line: usize, message: impl Into<String>) -> Error {
-    Error::Parse {
+    Error::Dataset {
         path: path.to_path_buf(),
         line,
         message: message.into(),
@@ -50,13 +50,13 @@ fn parse_bool(path: &Path, line: usize, key: &str, value: &str) -> Result<bool> 
     }
 }
 
-pub fn read_ts(path: &Path) -> Result<TsSplit> {
+fn read_ts(path: &Path) -> Result<TsSplit> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     parse_ts(&text, path)
 }
 
 /// Parses `.ts` text; `path` is used in error messages.
-pub fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
+fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
     let mut problem = String::new();
     let mut class_names: Option<Vec<String>> = None;
     let mut dimensions: Option<usize> = None;
@@ -242,17 +242,17 @@ pub struct TsDataset {
     pub test: TsSplit,
 }
 
-pub fn split_paths(dir: &Path) -> Result<(String, PathBuf, PathBuf)> {
+fn split_paths(dir: &Path) -> Result<(String, PathBuf, PathBuf)> {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::Usage(format!("{}: not a dataset directory", dir.display())))?
+        .ok_or_else(|| Error::Request(format!("{}: not a dataset directory", dir.display())))?
         .to_string();
     let train = dir.join(format!("{name}_TRAIN.ts"));
     let test = dir.join(format!("{name}_TEST.ts"));
     for p in [&train, &test] {
         if !p.exists() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Request(format!(
                 "{}: missing {} (a dataset directory holds NAME_TRAIN.ts and NAME_TEST.ts)",
                 dir.display(),
                 p.display()
@@ -268,20 +268,20 @@ impl TsDataset {
         let train = read_ts(&train_path)?;
         let test = read_ts(&test_path)?;
         if train.class_names != test.class_names {
-            return Err(Error::corpus(
-                &test_path,
-                "its @classLabel list differs from the TRAIN file's",
-            ));
+            return Err(Error::DatasetFiles {
+                path: test_path,
+                message: "its @classLabel list differs from the TRAIN file's".into(),
+            });
         }
         if train.n_channels() != test.n_channels() {
-            return Err(Error::corpus(
-                &test_path,
-                format!(
+            return Err(Error::DatasetFiles {
+                path: test_path,
+                message: format!(
                     "{} channels, but TRAIN has {}",
                     test.n_channels(),
                     train.n_channels()
                 ),
-            ));
+            });
         }
         Ok(TsDataset { name, train, test })
     }

@@ -1,0 +1,12 @@
+//! The one interface the transfer harness sees: a feature extractor over univariate series.
+//! It sits beneath the encoders that implement it (and apart from `EncoderConfig`, which
+//! names them).
+
+use candle_core::Tensor;
+
+pub trait Encoder {
+    /// `[batch, length]` → `[batch, feature_dim]`. `train` selects batch statistics and
+    /// dropout where the model has them.
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor>;
+    fn feature_dim(&self) -> usize;
+}

@@ -1,0 +1,182 @@
+//! Writing a corpus: the output directory is prepared (or resumed), each finished shard is
+//! stored with its manifest entry, and the manifest is rewritten after every shard. The
+//! generator only schedules work and hands finished shards over.
+
+use super::manifest::{manifest_path, sha256_file, CorpusSpec, Manifest, ShardEntry, MANIFEST};
+use super::record::Outcome;
+use super::shard::{shard_file_name, write_shard, ShardMeta, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One worker's writer: its manifest (or manifest part) and the shards still to write.
+pub struct CorpusWriter {
+    out: PathBuf,
+    manifest_path: PathBuf,
+    manifest: Manifest,
+    config_json: String,
+    worker: u32,
+}
+
+impl CorpusWriter {
+    /// Prepares `out` for `worker`'s shards of `spec`. Without `resume`, the files this
+    /// worker would write must not exist yet; with it, finished shards whose checksums still
+    /// match are kept, and a directory holding a different corpus is refused.
+    pub fn open(out: &Path, spec: &CorpusSpec, worker: u32, resume: bool) -> Result<CorpusWriter> {
+        prepare_dir(out)?;
+        let plan = Manifest {
+            format_version: FORMAT_VERSION,
+            spec: spec.clone(),
+            worker: (spec.workers > 1).then_some(worker),
+            shards: Vec::new(),
+        };
+        let path = manifest_path(out, worker, spec.workers);
+        let manifest = if resume {
+            resume_manifest(out, plan, &path)?
+        } else {
+            check_fresh(out, &plan, worker)?;
+            plan
+        };
+        manifest.save(&path)?;
+        let config_json = serde_json::to_string(&spec.config)
+            .map_err(|e| Error::Other(format!("preset is not storable as JSON: {e}")))?;
+        Ok(CorpusWriter {
+            out: out.to_path_buf(),
+            manifest_path: path,
+            manifest,
+            config_json,
+            worker,
+        })
+    }
+
+    /// Shards already finished (kept from an earlier run).
+    pub fn finished(&self) -> usize {
+        self.manifest.shards.len()
+    }
+
+    /// This worker's shards that are not finished yet, in order.
+    pub fn todo(&self) -> Vec<u64> {
+        let done: Vec<u64> = self.manifest.shards.iter().map(|s| s.index).collect();
+        self.manifest
+            .shards_of(self.worker)
+            .filter(|j| !done.contains(j))
+            .collect()
+    }
+
+    /// The sample ids of shard `index`.
+    pub fn ids(&self, index: u64) -> Range<u64> {
+        self.manifest.ids_of(index)
+    }
+
+    /// Writes shard `index` from the outcomes of its ids, lists it in the manifest and saves
+    /// the manifest. Returns the shard's entry.
+    pub fn store(&mut self, index: u64, outcomes: Vec<Outcome>) -> Result<&ShardEntry> {
+        let mut samples = Vec::with_capacity(outcomes.len());
+        let (mut failed, mut rejected) = (0u64, 0u64);
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Accepted(s) => {
+                    rejected += s.rejected as u64;
+                    samples.push(s);
+                }
+                Outcome::Failed { rejected: r, .. } => {
+                    failed += 1;
+                    rejected += r as u64;
+                }
+            }
+        }
+        let meta = ShardMeta {
+            seed: self.manifest.spec.seed,
+            config_json: &self.config_json,
+            length: self.manifest.spec.length,
+            compression: self.manifest.spec.compression,
+        };
+        let path = write_shard(&self.out, index, &samples, failed, &meta)?;
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        let ids = self.ids(index);
+        let entry = ShardEntry {
+            index,
+            file: shard_file_name(index),
+            first_id: ids.start,
+            end_id: ids.end,
+            samples: samples.len() as u64,
+            failed,
+            rejected,
+            bytes,
+            sha256: sha256_file(&path)?,
+        };
+        let shards = &mut self.manifest.shards;
+        shards.push(entry);
+        shards.sort_by_key(|s| s.index);
+        self.manifest.save(&self.manifest_path)?;
+        let at = self.manifest.shards.iter().position(|s| s.index == index);
+        Ok(&self.manifest.shards[at.expect("just listed")])
+    }
+}
+
+/// Creates `out` and proves it is writable before any work is done.
+fn prepare_dir(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let probe = out.join(".s2kit-write-test");
+    std::fs::write(&probe, b"").map_err(|e| Error::io(out, e))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
+/// Without --resume, refuses a directory that already holds this run's files. A single worker
+/// wants an empty directory; among W workers, each only checks the files it would write.
+fn check_fresh(out: &Path, plan: &Manifest, worker: u32) -> Result<()> {
+    let not_empty = |what: String| {
+        Err(Error::Request(format!(
+            "{} already contains {what}; pass --resume to continue that run, or choose an empty --out",
+            out.display()
+        )))
+    };
+    if plan.spec.workers == 1 {
+        let mut entries = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?;
+        if let Some(entry) = entries.next() {
+            let name = entry.map_err(|e| Error::io(out, e))?.file_name();
+            return not_empty(format!("'{}' (it is not empty)", name.to_string_lossy()));
+        }
+        return Ok(());
+    }
+    let mine = manifest_path(out, worker, plan.spec.workers);
+    if mine.exists() || out.join(MANIFEST).exists() {
+        return not_empty("a manifest for this corpus".into());
+    }
+    if let Some(j) = plan
+        .shards_of(worker)
+        .find(|j| out.join(shard_file_name(*j)).exists())
+    {
+        return not_empty(shard_file_name(j));
+    }
+    Ok(())
+}
+
+/// With --resume: keeps the finished shards whose checksums still match, and refuses a
+/// directory that holds a different corpus.
+fn resume_manifest(out: &Path, plan: Manifest, path: &Path) -> Result<Manifest> {
+    if !path.exists() {
+        return Ok(plan);
+    }
+    let existing = Manifest::load(path)?;
+    if !existing.same_corpus(&plan) {
+        return Err(Error::Request(format!(
+            "cannot resume: {} describes a different corpus (seed {}, {} samples, shard size {}, {} workers, or another preset/length/compression); use the original arguments or a new --out",
+            path.display(),
+            existing.spec.seed,
+            existing.spec.samples,
+            existing.spec.shard_size,
+            existing.spec.workers
+        )));
+    }
+    let mut kept = plan;
+    for entry in existing.shards {
+        let file = out.join(&entry.file);
+        if file.exists() && sha256_file(&file)? == entry.sha256 {
+            kept.shards.push(entry);
+        }
+    }
+    Ok(kept)
+}

@@ -1,0 +1,10 @@
+//! Real classification data (UCR/UEA): the `.ts` reader, preprocessing and the validation
+//! split.
+
+mod prepare;
+mod split;
+mod ts;
+
+pub use prepare::{prepare, Prepared};
+pub use split::stratified_split;
+pub use ts::TsDataset;
