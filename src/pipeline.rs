@@ -94,7 +94,7 @@ pub struct PipelineReport {
     pub rows: Vec<(String, Vec<(f64, f64)>)>,
 }
 
-/// The four columns: (label, model, protocol, uses the FCN epoch budget).
+/// The columns: (label, model, protocol, uses the FCN epoch budget).
 fn columns(encoder: &Path) -> Vec<(&'static str, ModelSpec, Protocol, bool)> {
     vec![
         (
@@ -116,6 +116,7 @@ fn columns(encoder: &Path) -> Vec<(&'static str, ModelSpec, Protocol, bool)> {
             false,
         ),
         ("FCN", ModelSpec::Fcn, Protocol::Scratch, true),
+        ("MiniRocket", ModelSpec::MiniRocket, Protocol::Linear, false),
     ]
 }
 
@@ -208,6 +209,7 @@ pub fn run_pipeline(
                         },
                         val_fraction: 0.2,
                         save_encoder: None,
+                        layer: None,
                         device: device.clone(),
                     };
                     let report: TransferReport = run_transfer(&req, &|_| {})?;
@@ -248,6 +250,6 @@ pub fn format_table(report: &PipelineReport) -> String {
         }
         s.push('\n');
     }
-    s.push_str("\nEach cell: TEST accuracy / macro-F1, mean over seeds; scratch, linear and finetune use the pretrained\narchitecture (scratch: random init), FCN is trained from scratch. Model selection used a validation split of TRAIN only.\n");
+    s.push_str("\nEach cell: TEST accuracy / macro-F1, mean over seeds. scratch, linear and finetune use the pretrained\narchitecture (scratch: random init); FCN is trained from scratch; MiniRocket is fixed features. linear and MiniRocket:\nfeatures standardised on TRAIN, ridge classifier with leave-one-out α on TRAIN; the others select their epoch on a\nvalidation split of TRAIN. TEST is scored once.\n");
     s
 }

@@ -271,7 +271,8 @@ fn the_pipeline_runs_from_one_recipe() {
     assert!(
         stdout.contains("| ItalyPowerDemand |")
             && stdout.contains("finetune")
-            && stdout.contains("FCN"),
+            && stdout.contains("FCN")
+            && stdout.contains("MiniRocket"),
         "{stdout}"
     );
     for f in [
@@ -280,6 +281,7 @@ fn the_pipeline_runs_from_one_recipe() {
         "corpus/manifest.json",
         "pretrain/encoder.json",
         "transfer/ItalyPowerDemand-linear.json",
+        "transfer/ItalyPowerDemand-MiniRocket.json",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }

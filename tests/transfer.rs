@@ -1,7 +1,9 @@
 //! The transfer harness on a small synthetic problem that a working model must solve.
 
 use s2kit::model::{save_encoder, EncoderConfig, FcnConfig};
-use s2kit::transfer::{run_transfer, FitConfig, ModelSpec, Protocol, TransferRequest};
+use s2kit::transfer::{
+    embed, run_transfer, EmbedRequest, FitConfig, ModelSpec, Protocol, Selection, TransferRequest,
+};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +72,7 @@ fn request(data: PathBuf, model: ModelSpec, protocol: Protocol) -> TransferReque
         },
         val_fraction: 0.25,
         save_encoder: None,
+        layer: None,
         device: candle_core::Device::Cpu,
     }
 }
@@ -104,7 +107,7 @@ fn fcn_learns_a_separable_problem_and_its_encoder_transfers() {
     // The same seed gives the same result: initial weights come from the seed's stream.
     let again = run_transfer(&req, &|_| {}).unwrap();
     assert_eq!(again.seeds[0].scores, scratch.seeds[0].scores);
-    assert_eq!(again.seeds[0].fit, scratch.seeds[0].fit);
+    assert_eq!(again.seeds[0].selection, scratch.seeds[0].selection);
 
     for protocol in [Protocol::Linear, Protocol::Finetune] {
         let report = run_transfer(
@@ -141,4 +144,121 @@ fn protocols_that_need_a_pretrained_encoder_refuse_fcn() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("nowhere_TRAIN.ts"), "{err}");
+}
+
+/// A TEST split of noise with shuffled labels, in the same format.
+fn garbage_test(dir: &Path) {
+    write_split(&dir.join("Waves_TEST.ts"), 40, 99);
+    let text = std::fs::read_to_string(dir.join("Waves_TEST.ts")).unwrap();
+    let scrambled: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match line.rsplit_once(':') {
+            Some((values, _)) if !line.starts_with('@') => {
+                let noise: Vec<String> = values
+                    .split(',')
+                    .enumerate()
+                    .map(|(t, _)| format!("{:.3}", ((i * 31 + t * 17) % 23) as f64 - 11.0))
+                    .collect();
+                format!(
+                    "{}:{}\n",
+                    noise.join(","),
+                    if i % 3 == 0 { "slow" } else { "fast" }
+                )
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(dir.join("Waves_TEST.ts"), scrambled).unwrap();
+}
+
+#[test]
+fn the_linear_probe_chooses_on_train_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let encoder = small_fcn(tmp.path());
+    for model in [ModelSpec::Saved(encoder), ModelSpec::MiniRocket] {
+        let req = request(data.clone(), model.clone(), Protocol::Linear);
+        let real = run_transfer(&req, &|_| {}).unwrap();
+        let Selection::Ridge { alpha, loo_mse, .. } = real.seeds[0].selection else {
+            panic!("the linear probe is a ridge classifier")
+        };
+        assert!(loo_mse.is_finite());
+        if model == ModelSpec::MiniRocket {
+            assert!(
+                real.accuracy_mean >= 0.9,
+                "MiniRocket accuracy {}",
+                real.accuracy_mean
+            );
+        }
+        // Garbage TEST cases change the score, never the choice.
+        let garbled = tmp.path().join("garbled").join("Waves");
+        std::fs::create_dir_all(&garbled).unwrap();
+        std::fs::copy(data.join("Waves_TRAIN.ts"), garbled.join("Waves_TRAIN.ts")).unwrap();
+        garbage_test(&garbled);
+        let other = run_transfer(&request(garbled, model, Protocol::Linear), &|_| {}).unwrap();
+        assert_eq!(other.seeds[0].selection, real.seeds[0].selection);
+        assert_eq!(
+            other.seeds[0].selection,
+            Selection::Ridge {
+                alpha,
+                loo_mse,
+                features: match &real.seeds[0].selection {
+                    Selection::Ridge { features, .. } => *features,
+                    _ => unreachable!(),
+                }
+            }
+        );
+    }
+}
+
+#[test]
+fn minirocket_and_layers_fit_their_protocols() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let err = run_transfer(
+        &request(data.clone(), ModelSpec::MiniRocket, Protocol::Scratch),
+        &|_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--protocol linear"), "{err}");
+    let mut req = request(
+        data,
+        ModelSpec::Saved(small_fcn(tmp.path())),
+        Protocol::Linear,
+    );
+    req.layer = Some(2);
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("--layer 2: this encoder has no layers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn embeddings_are_written_in_the_documented_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let req = EmbedRequest {
+        dataset: data,
+        model: ModelSpec::Saved(small_fcn(tmp.path())),
+        layer: None,
+        seed: 0,
+        device: candle_core::Device::Cpu,
+    };
+    let embedding = embed(&req).unwrap();
+    let path = tmp.path().join("features.h5");
+    embedding.write(&path, false).unwrap();
+    let err = embedding.write(&path, false).unwrap_err().to_string();
+    assert!(err.contains("--force"), "{err}");
+    let file = hdf5::File::open(&path).unwrap();
+    let features = file.dataset("train_features").unwrap();
+    assert_eq!(features.shape(), vec![40, 32]);
+    let labels: Vec<i64> = file.dataset("test_labels").unwrap().read_raw().unwrap();
+    assert_eq!(labels.len(), 40);
+    assert!(labels.iter().all(|&l| l == 0 || l == 1));
+    let stored: Vec<f32> = features.read_raw().unwrap();
+    let expected: Vec<f32> = embedding.train.0.iter().flatten().copied().collect();
+    assert_eq!(stored, expected);
 }

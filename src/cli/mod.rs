@@ -1,5 +1,6 @@
 //! Subcommands. Each module turns parsed arguments into a library call and prints the result.
 
+mod embed;
 mod generate;
 mod inspect;
 mod plot;
@@ -35,6 +36,7 @@ enum Command {
     Run(run::RunArgs),
     Pretrain(pretrain::PretrainArgs),
     Transfer(transfer::TransferArgs),
+    Embed(embed::EmbedArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -46,5 +48,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(a),
         Command::Pretrain(a) => pretrain::run(a),
         Command::Transfer(a) => transfer::run(a),
+        Command::Embed(a) => embed::run(a),
     }
 }

@@ -16,13 +16,19 @@ pub struct TransferArgs {
     /// Directory holding NAME_TRAIN.ts and NAME_TEST.ts, e.g. data/ucr/GunPoint.
     #[arg(long)]
     dataset: PathBuf,
-    /// `fcn` for a fresh FCN, or a saved encoder directory (from --save-encoder or pretraining).
+    /// `fcn` for a fresh FCN, `minirocket` for MiniRocket's fixed features, or a saved encoder
+    /// directory (from --save-encoder or pretraining).
     #[arg(long)]
     model: String,
-    /// scratch: random init, all weights trained. linear: frozen encoder, linear head.
-    /// finetune: all weights trained from the saved encoder.
+    /// scratch: random init, all weights trained. linear: frozen features standardised on
+    /// TRAIN, ridge classifier with leave-one-out α. finetune: all weights trained from the
+    /// saved encoder.
     #[arg(long)]
     protocol: Protocol,
+    /// The encoder layer the linear probe reads ([CLS] and the mean patch state), from 1;
+    /// default: the last.
+    #[arg(long)]
+    layer: Option<usize>,
     #[arg(long, default_value_t = 3)]
     seeds: u64,
     /// Maximum epochs (training stops earlier when the validation score stops improving).
@@ -64,6 +70,7 @@ pub fn run(a: TransferArgs) -> Result<()> {
         },
         val_fraction: a.val_fraction,
         save_encoder: a.save_encoder,
+        layer: a.layer,
         device: s2kit::runtime::device(&a.device)?,
     };
     let pb = progress::bar(req.fit.max_epochs as u64, "epochs");

@@ -9,4 +9,14 @@ pub trait Encoder {
     /// dropout where the model has them.
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor>;
     fn feature_dim(&self) -> usize;
+
+    /// Frozen features for a linear probe, `[batch, length]` → `[batch, any width]`, read
+    /// after `layer` (1-based; `None`: the last) where the encoder has layers. By default
+    /// the eval-mode output.
+    fn readout(&self, x: &Tensor, layer: Option<usize>) -> candle_core::Result<Tensor> {
+        if let Some(layer) = layer {
+            candle_core::bail!("this encoder has no layer {layer} to read out")
+        }
+        self.forward_t(x, false)
+    }
 }

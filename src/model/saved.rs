@@ -43,6 +43,14 @@ impl EncoderConfig {
         }
     }
 
+    /// The number of layers a linear probe can read from, if the encoder has layers.
+    pub fn layers(&self) -> Option<usize> {
+        match self {
+            EncoderConfig::Fcn(_) => None,
+            EncoderConfig::PatchTransformer(cfg) => Some(cfg.transformer.layers),
+        }
+    }
+
     /// The config of a saved encoder directory.
     pub fn load(dir: &Path) -> Result<EncoderConfig> {
         let path = dir.join(CONFIG_FILE);

@@ -122,6 +122,16 @@ impl SeriesEncoder {
 
     /// Patch tokens [batch, N, d] → states [batch, N+1, d]: [CLS], positions, transformer.
     fn encode_tokens(&self, tokens: &Tensor, valid: Option<&Tensor>) -> Result<Tensor> {
+        self.encode_tokens_through(tokens, valid, self.cfg.transformer.layers)
+    }
+
+    /// As `encode_tokens`, with the states after the first `layers` blocks.
+    fn encode_tokens_through(
+        &self,
+        tokens: &Tensor,
+        valid: Option<&Tensor>,
+        layers: usize,
+    ) -> Result<Tensor> {
         let (b, _, d) = tokens.dims3()?;
         let cls = self.cls.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
         let tokens =
@@ -130,7 +140,8 @@ impl SeriesEncoder {
             Some(v) => Some(Tensor::cat(&[&v.narrow(1, 0, 1)?.ones_like()?, v], 1)?),
             None => None,
         };
-        self.transformer.forward(&tokens, key_mask.as_ref())
+        self.transformer
+            .forward_through(&tokens, key_mask.as_ref(), layers)
     }
 }
 
@@ -145,5 +156,21 @@ impl Encoder for SeriesEncoder {
 
     fn feature_dim(&self) -> usize {
         self.cfg.transformer.d_model
+    }
+
+    /// [CLS] concatenated with the mean of the patch states (Mantis's "combined" readout),
+    /// after block `layer` (1-based; `None` is the last, with the final LayerNorm).
+    fn readout(&self, x: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+        let layers = self.cfg.transformer.layers;
+        let layer = layer.unwrap_or(layers);
+        if !(1..=layers).contains(&layer) {
+            candle_core::bail!("layer {layer} does not exist: the encoder has layers 1 to {layers}")
+        }
+        let patches = self.patchify(&instance_norm(x)?)?;
+        let states =
+            self.encode_tokens_through(&self.patch_embed.forward(&patches)?, None, layer)?;
+        let cls = states.narrow(1, 0, 1)?.squeeze(1)?;
+        let patch_mean = states.narrow(1, 1, self.cfg.patches())?.mean(1)?;
+        Tensor::cat(&[&cls, &patch_mean], 1)
     }
 }

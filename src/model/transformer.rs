@@ -128,15 +128,30 @@ impl Transformer {
     /// `x` [batch, tokens, d]; `key_mask` [batch, tokens], 1 for tokens, 0 for padding (or
     /// `None`: no padding).
     pub fn forward(&self, x: &Tensor, key_mask: Option<&Tensor>) -> Result<Tensor> {
+        self.forward_through(x, key_mask, self.blocks.len())
+    }
+
+    /// The states after the first `layers` blocks; after all of them, with the final
+    /// LayerNorm (as `forward`), otherwise the raw residual stream.
+    pub fn forward_through(
+        &self,
+        x: &Tensor,
+        key_mask: Option<&Tensor>,
+        layers: usize,
+    ) -> Result<Tensor> {
         let key_bias = match key_mask {
             Some(mask) => key_padding_bias(mask)?,
             None => Tensor::zeros(x.dims()[..2].to_vec(), x.dtype(), x.device())?,
         };
         let mut h = x.clone();
-        for block in &self.blocks {
+        for block in self.blocks.iter().take(layers) {
             h = block.forward(&h, &key_bias)?;
         }
-        self.norm.forward(&h)
+        if layers >= self.blocks.len() {
+            self.norm.forward(&h)
+        } else {
+            Ok(h)
+        }
     }
 }
 

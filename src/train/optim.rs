@@ -321,4 +321,41 @@ mod tests {
             assert!(diff < 1e-6, "differs by {diff}");
         }
     }
+
+    #[test]
+    fn without_decay_or_clipping_it_is_candle_nns_adamw() {
+        // The transfer harness once used candle-nn's AdamW; ours replaced it. Same settings,
+        // same trajectory, up to f32 rounding.
+        use candle_nn::Optimizer;
+        let dev = Device::Cpu;
+        let start = Tensor::new(&[[0.5f32, -1.5, 2.0], [1.0, 0.25, -0.75]], &dev).unwrap();
+        let (ours, theirs) = (
+            Var::from_tensor(&start).unwrap(),
+            Var::from_tensor(&start).unwrap(),
+        );
+        let mut opt = AdamW::new(vec![("w".into(), ours.clone())], 0.0).unwrap();
+        let params = candle_nn::ParamsAdamW {
+            lr: 0.01,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        let mut reference = candle_nn::AdamW::new(vec![theirs.clone()], params).unwrap();
+        let loss = |w: &Var| {
+            w.as_tensor()
+                .sin()
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        for _ in 0..50 {
+            opt.step(&loss(&ours).backward().unwrap(), 0.01, f64::INFINITY)
+                .unwrap();
+            reference.backward_step(&loss(&theirs)).unwrap();
+        }
+        let diff = crate::ops::testing::max_diff(ours.as_tensor(), theirs.as_tensor());
+        assert!(diff < 1e-5, "trajectories differ by {diff}");
+        assert!(crate::ops::testing::max_diff(ours.as_tensor(), &start) > 0.1);
+    }
 }

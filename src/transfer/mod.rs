@@ -1,19 +1,28 @@
 //! Transfer evaluation on real classification sets: the scratch, linear-probe and fine-tune
-//! protocols, model selection on a validation split of TRAIN, and TEST scored once.
+//! protocols, and TEST scored once. Scratch and fine-tune select their epoch on a validation
+//! split of TRAIN; the linear probe standardises frozen features on TRAIN and fits a ridge
+//! classifier whose regularisation is chosen by leave-one-out cross-validation on TRAIN.
+//! MiniRocket's fixed features go through the same probe.
 //!
 //! Multichannel data: every encoder is univariate, so each of a case's C channels is embedded
 //! separately and the C feature vectors are concatenated before the linear head. The same rule
 //! holds for every model, which also lets an encoder move between sets with different channel
 //! counts.
 
+mod embed;
 mod fit;
 mod metrics;
+mod minirocket;
 mod report;
+mod ridge;
 mod ucr;
 
+pub use embed::{embed, EmbedRequest, Embedding};
 pub use fit::{fit, FitConfig, FitReport};
 pub use metrics::{mean_std, score, ClassCounts, Scores};
-pub use report::{SeedResult, TransferReport};
+pub use minirocket::MiniRocket;
+pub use report::{SeedResult, Selection, TransferReport};
+pub use ridge::{default_alphas, RidgeClassifier};
 
 use crate::error::{Error, Result};
 use crate::model::{
@@ -24,7 +33,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use fit::{evaluate, to_tensors, Batchable};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use ucr::{prepare, stratified_split, Prepared, TsDataset};
 
@@ -33,7 +42,8 @@ use ucr::{prepare, stratified_split, Prepared, TsDataset};
 pub enum Protocol {
     /// The architecture trained from random initialisation.
     Scratch,
-    /// The pretrained encoder frozen; only a linear head is trained on its features.
+    /// Frozen features (a pretrained encoder's readout, or MiniRocket's), standardised on
+    /// TRAIN, and a ridge classifier with leave-one-out selection of its regularisation.
     Linear,
     /// Every weight trained, starting from the pretrained encoder.
     Finetune,
@@ -53,27 +63,43 @@ impl std::str::FromStr for Protocol {
     }
 }
 
-/// The encoder to evaluate: a fresh FCN, or a saved encoder directory.
+/// The model to evaluate: a fresh FCN, MiniRocket's fixed features, or a saved encoder.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelSpec {
     Fcn,
+    MiniRocket,
     Saved(PathBuf),
 }
 
 impl ModelSpec {
     pub fn parse(s: &str) -> ModelSpec {
-        if s == "fcn" {
-            ModelSpec::Fcn
-        } else {
-            ModelSpec::Saved(PathBuf::from(s))
+        match s {
+            "fcn" => ModelSpec::Fcn,
+            "minirocket" => ModelSpec::MiniRocket,
+            _ => ModelSpec::Saved(PathBuf::from(s)),
         }
     }
 
     fn label(&self) -> String {
         match self {
             ModelSpec::Fcn => "fcn".into(),
+            ModelSpec::MiniRocket => "minirocket".into(),
             ModelSpec::Saved(p) => p.display().to_string(),
         }
+    }
+
+    /// Whether its input channels are z-normalised case by case (all but MiniRocket).
+    fn z_normalises(&self) -> bool {
+        *self != ModelSpec::MiniRocket
+    }
+
+    /// The encoder's config: the default FCN, a saved one, or none (MiniRocket).
+    fn encoder_config(&self) -> Result<Option<EncoderConfig>> {
+        Ok(match self {
+            ModelSpec::Fcn => Some(EncoderConfig::Fcn(FcnConfig::default())),
+            ModelSpec::MiniRocket => None,
+            ModelSpec::Saved(dir) => Some(EncoderConfig::load(dir)?),
+        })
     }
 }
 
@@ -88,6 +114,8 @@ pub struct TransferRequest {
     pub val_fraction: f64,
     /// Where to save the first seed's selected encoder (for later transfer), if anywhere.
     pub save_encoder: Option<PathBuf>,
+    /// The encoder layer the linear probe reads (1-based; `None`: the last).
+    pub layer: Option<usize>,
     /// Where the classifiers train.
     pub device: Device,
 }
@@ -171,7 +199,46 @@ impl TransferRequest {
                 self.protocol
             ).to_lowercase()));
         }
+        if self.model == ModelSpec::MiniRocket && self.protocol != Protocol::Linear {
+            return Err(Error::Request(
+                "`minirocket` is a fixed feature map: use it with --protocol linear".into(),
+            ));
+        }
+        if self.layer.is_some() && self.protocol != Protocol::Linear {
+            return Err(Error::Request(
+                "--layer chooses the linear probe's readout; use it with --protocol linear".into(),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// A dataset as `model` sees it: its encoder's config, the common length, TRAIN and TEST.
+struct PreparedSet {
+    dataset: TsDataset,
+    encoder_cfg: Option<EncoderConfig>,
+    length: usize,
+    train: Prepared,
+    test: Prepared,
+}
+
+impl PreparedSet {
+    fn load(dir: &Path, model: &ModelSpec) -> Result<PreparedSet> {
+        let dataset = TsDataset::load(dir)?;
+        let encoder_cfg = model.encoder_config()?;
+        // The preprocessing length comes from TRAIN (or the encoder), never from TEST.
+        let length = encoder_cfg
+            .as_ref()
+            .and_then(EncoderConfig::input_length)
+            .unwrap_or(dataset.train.max_length());
+        let normalise = model.z_normalises();
+        Ok(PreparedSet {
+            train: prepare(&dataset.train, length, normalise),
+            test: prepare(&dataset.test, length, normalise),
+            dataset,
+            encoder_cfg,
+            length,
+        })
     }
 }
 
@@ -182,19 +249,15 @@ pub fn run_transfer(
 ) -> Result<TransferReport> {
     req.validate()?;
     let device = &req.device;
-    let dataset = TsDataset::load(&req.dataset)?;
-    let encoder_cfg = match &req.model {
-        ModelSpec::Fcn => EncoderConfig::Fcn(FcnConfig::default()),
-        ModelSpec::Saved(dir) => EncoderConfig::load(dir)?,
-    };
+    let PreparedSet {
+        dataset,
+        encoder_cfg,
+        length,
+        train: train_all,
+        test,
+    } = PreparedSet::load(&req.dataset, &req.model)?;
     let classes = dataset.train.class_names.len();
     let channels = dataset.train.n_channels();
-    // The preprocessing length comes from TRAIN (or the encoder), never from TEST.
-    let length = encoder_cfg
-        .input_length()
-        .unwrap_or(dataset.train.max_length());
-    let train_all = prepare(&dataset.train, length);
-    let test = prepare(&dataset.test, length);
 
     let mut seeds = Vec::new();
     for seed in 0..req.seeds {
@@ -204,36 +267,66 @@ pub fn run_transfer(
         });
         let started = Instant::now();
         let mut rng = sample_rng(seed, 0x7472_616e_7366_6572); // "transfer"
-        let (train_idx, val_idx) = stratified_split(&train_all.labels, req.val_fraction, &mut rng);
-        let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
-
-        let (model, varmap) = initialised_classifier(
-            &req.model,
-            req.protocol,
-            &encoder_cfg,
-            [channels, classes],
-            &mut rng,
-            device,
-        )?;
-        let on_epoch =
-            |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
-        let (fit_report, predictions) = train_and_score(
-            &model,
-            &varmap,
-            [&train, &val, &test],
-            req,
-            &mut rng,
-            &on_epoch,
-        )?;
-        if seed == 0 {
-            if let Some(dir) = &req.save_encoder {
-                save_encoder(dir, &encoder_cfg, &varmap)?;
+        let (selection, predictions) = match &encoder_cfg {
+            _ if req.protocol == Protocol::Linear => {
+                let (train_f, test_f) = frozen_features(
+                    &req.model,
+                    encoder_cfg.as_ref(),
+                    req.layer,
+                    [&train_all, &test],
+                    &mut rng,
+                    device,
+                )?;
+                let probe =
+                    RidgeClassifier::fit(&train_f, &train_all.labels, classes, &default_alphas());
+                let selection = Selection::Ridge {
+                    alpha: probe.alpha,
+                    loo_mse: probe.loo_error(),
+                    features: train_f.first().map_or(0, Vec::len),
+                };
+                (selection, probe.predict(&test_f))
             }
-        }
+            Some(cfg) => {
+                let (train_idx, val_idx) =
+                    stratified_split(&train_all.labels, req.val_fraction, &mut rng);
+                let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
+                let (classifier, varmap) = initialised_classifier(
+                    &req.model,
+                    req.protocol,
+                    cfg,
+                    [channels, classes],
+                    &mut rng,
+                    device,
+                )?;
+                let on_epoch = |epoch: usize, val_loss: f64| {
+                    progress(TransferProgress::Epoch { epoch, val_loss })
+                };
+                let (fit_report, predictions) = train_and_score(
+                    &classifier,
+                    &varmap,
+                    [&train, &val, &test],
+                    req,
+                    &mut rng,
+                    &on_epoch,
+                )?;
+                if seed == 0 {
+                    if let Some(dir) = &req.save_encoder {
+                        save_encoder(dir, cfg, &varmap)?;
+                    }
+                }
+                (Selection::Epochs(fit_report), predictions)
+            }
+            None => {
+                return Err(Error::Request(format!(
+                    "{} has no weights to train: use it with --protocol linear",
+                    req.model.label()
+                )))
+            }
+        };
         let scores = score(&test.labels, &predictions, &dataset.test.class_names);
         seeds.push(SeedResult {
             seed,
-            fit: fit_report,
+            selection,
             scores,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -258,9 +351,79 @@ fn split_tensors(p: &Prepared, device: &Device) -> Result<(Tensor, Tensor)> {
     )?)
 }
 
-/// Trains the classifier on `train`, selects on `val`, and predicts `test` once. Under the
-/// linear protocol the encoder is frozen: its features are computed once in eval mode and only
-/// the head trains; otherwise every weight trains on the raw inputs.
+/// One feature vector per case.
+type Features = Vec<Vec<f32>>;
+
+/// Cases as [n][channel][time].
+fn cases(p: &Prepared) -> Vec<Vec<Vec<f32>>> {
+    p.values
+        .chunks(p.channels * p.length)
+        .map(|case| case.chunks(p.length).map(<[f32]>::to_vec).collect())
+        .collect()
+}
+
+/// Frozen features of `train` and `test`, [n][features]: MiniRocket fitted on `train`, or a
+/// saved encoder's readout at `layer`, one channel at a time, the channels' features joined.
+fn frozen_features(
+    model: &ModelSpec,
+    cfg: Option<&EncoderConfig>,
+    layer: Option<usize>,
+    [train, test]: [&Prepared; 2],
+    rng: &mut crate::rng::SampleRng,
+    device: &Device,
+) -> Result<(Features, Features)> {
+    match (model, cfg) {
+        (ModelSpec::MiniRocket, _) if layer.is_some() => Err(Error::Request(
+            "--layer chooses an encoder's readout; MiniRocket has no layers".into(),
+        )),
+        (ModelSpec::MiniRocket, _) => {
+            let rocket = MiniRocket::fit(&cases(train), rng)?;
+            Ok((
+                rocket.transform(&cases(train))?,
+                rocket.transform(&cases(test))?,
+            ))
+        }
+        (ModelSpec::Saved(dir), Some(cfg)) => {
+            if let Some(layer) = layer {
+                match cfg.layers() {
+                    Some(n) if (1..=n).contains(&layer) => {}
+                    Some(n) => {
+                        return Err(Error::Request(format!(
+                            "--layer {layer}: the encoder has layers 1 to {n}"
+                        )))
+                    }
+                    None => {
+                        return Err(Error::Request(format!(
+                            "--layer {layer}: this encoder has no layers to choose from"
+                        )))
+                    }
+                }
+            }
+            let varmap = VarMap::new();
+            let encoder = cfg.build(&varmap, device)?;
+            load_encoder_weights(dir, &varmap, device)?;
+            let features = |p: &Prepared| -> Result<Features> {
+                let (x, _) = split_tensors(p, device)?;
+                let mut rows = Vec::with_capacity(p.n);
+                for start in (0..p.n).step_by(256) {
+                    let n = (p.n - start).min(256);
+                    let chunk = x.narrow(0, start, n)?.reshape((n * p.channels, p.length))?;
+                    let f = encoder.readout(&chunk, layer)?;
+                    let width = f.dim(1)?;
+                    rows.extend(f.reshape((n, p.channels * width))?.to_vec2::<f32>()?);
+                }
+                Ok(rows)
+            };
+            Ok((features(train)?, features(test)?))
+        }
+        _ => Err(Error::Request(
+            "frozen features need a saved encoder directory or `minirocket` as --model".into(),
+        )),
+    }
+}
+
+/// Trains every weight of the classifier on `train`, selects the epoch on `val`, and
+/// predicts `test` once.
 fn train_and_score(
     model: &Classifier,
     varmap: &VarMap,
@@ -270,28 +433,9 @@ fn train_and_score(
     on_epoch: &dyn Fn(usize, f64),
 ) -> Result<Outcome> {
     let device = &req.device;
-    let frozen = req.protocol == Protocol::Linear;
-    let inputs = |p: &Prepared| -> Result<(Tensor, Tensor)> {
-        let (x, y) = split_tensors(p, device)?;
-        if !frozen {
-            return Ok((x, y));
-        }
-        let mut parts = Vec::new();
-        for start in (0..p.n).step_by(256) {
-            let chunk = x.narrow(0, start, (p.n - start).min(256))?;
-            parts.push(model.features(&chunk, false)?.detach());
-        }
-        Ok((Tensor::cat(&parts, 0)?, y))
-    };
-    let logits = |x: &Tensor, train: bool| {
-        if frozen {
-            model.head.forward(x)
-        } else {
-            model.logits(x, train)
-        }
-    };
-    let vars = params::trainable(varmap, if frozen { "head" } else { "" });
-    let ((tx, ty), (vx, vy)) = (inputs(train)?, inputs(val)?);
+    let logits = |x: &Tensor, train: bool| model.logits(x, train);
+    let vars = params::trainable(varmap, "");
+    let ((tx, ty), (vx, vy)) = (split_tensors(train, device)?, split_tensors(val, device)?);
     let report = fit(
         &logits,
         vars,
@@ -302,7 +446,7 @@ fn train_and_score(
         rng,
         on_epoch,
     )?;
-    let (sx, sy) = inputs(test)?;
+    let (sx, sy) = split_tensors(test, device)?;
     let (_, _, predictions) = evaluate(&logits, &Batchable { x: &sx, y: &sy })?;
     Ok((report, predictions))
 }
@@ -311,7 +455,6 @@ fn train_and_score(
 mod tests {
     use super::*;
     use crate::model::{export_encoder, SeriesConfig, SeriesEncoder, TransformerConfig};
-    use std::path::Path;
 
     fn series_config() -> SeriesConfig {
         SeriesConfig {

@@ -9,10 +9,35 @@ use crate::error::{Action, Error, Result};
 use serde::Serialize;
 use std::path::Path;
 
+/// How a seed's classifier was chosen, on TRAIN only.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Selection {
+    /// Gradient training; the epoch chosen on the validation split.
+    Epochs(FitReport),
+    /// The ridge probe; α chosen by leave-one-out error on TRAIN.
+    Ridge {
+        alpha: f64,
+        loo_mse: f64,
+        features: usize,
+    },
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selection::Epochs(fit) => write!(f, "epoch {} of {}", fit.best_epoch, fit.epochs_run),
+            Selection::Ridge {
+                alpha, features, ..
+            } => write!(f, "ridge α {alpha:.3} on {features} features"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedResult {
     pub seed: u64,
-    pub fit: FitReport,
+    pub selection: Selection,
     /// Scored once, on TEST, with the weights selected on validation.
     pub scores: Scores,
     pub seconds: f64,
@@ -114,25 +139,28 @@ impl std::fmt::Display for TransferReport {
             r.dataset, r.train_cases, r.test_cases, r.channels, r.length, r.model, r.protocol
         )?;
         writeln!(
-        f,
-        "model selection: {:.0}% of each TRAIN class held out for validation; TEST scored once per seed",
-        100.0 * r.val_fraction
-    )?;
+            f,
+            "{}; TEST scored once per seed",
+            match r.protocol {
+                Protocol::Linear =>
+                    "features standardised on TRAIN; ridge α chosen by leave-one-out on TRAIN"
+                        .to_string(),
+                _ => format!(
+                    "model selection: {:.0}% of each TRAIN class held out for validation",
+                    100.0 * r.val_fraction
+                ),
+            }
+        )?;
         writeln!(
             f,
-            "{:>6} {:>10} {:>10} {:>8} {:>10} {:>9}",
-            "seed", "accuracy", "macro-F1", "epochs", "best epoch", "seconds"
+            "{:>6} {:>10} {:>10} {:>9}  selection",
+            "seed", "accuracy", "macro-F1", "seconds"
         )?;
         for s in &r.seeds {
             writeln!(
                 f,
-                "{:>6} {:>10.4} {:>10.4} {:>8} {:>10} {:>9.1}",
-                s.seed,
-                s.scores.accuracy,
-                s.scores.macro_f1,
-                s.fit.epochs_run,
-                s.fit.best_epoch,
-                s.seconds
+                "{:>6} {:>10.4} {:>10.4} {:>9.1}  {}",
+                s.seed, s.scores.accuracy, s.scores.macro_f1, s.seconds, s.selection
             )?;
         }
         writeln!(

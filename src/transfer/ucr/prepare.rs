@@ -6,7 +6,9 @@
 //! 2. every channel is resampled by linear interpolation to one length (the longest TRAIN
 //!    case, unless the encoder asks for a fixed length), so unequal lengths are stretched, not
 //!    padded: no model ever sees padding;
-//! 3. each channel of each case is z-normalised on its own (a constant channel becomes zeros).
+//! 3. each channel of each case is z-normalised on its own (a constant channel becomes zeros),
+//!    for every model but MiniRocket, which, as in its reference, sees the values themselves
+//!    (its biases come from the data's own scale, and the channels' levels carry information).
 //!
 //! Channels are kept apart: a case of C channels is C univariate series, which every encoder
 //! embeds independently and the classifier joins (see `transfer`).
@@ -94,7 +96,9 @@ fn z_normalize(x: &mut [f32]) {
     }
 }
 
-pub fn prepare(split: &TsSplit, length: usize) -> Prepared {
+/// The cases of `split`, filled and resampled to `length`, and (with `z_normalise`) each
+/// channel of each case z-normalised.
+pub fn prepare(split: &TsSplit, length: usize, z_normalise: bool) -> Prepared {
     let channels = split.n_channels();
     let mut values = Vec::with_capacity(split.series.len() * channels * length);
     for case in &split.series {
@@ -102,7 +106,9 @@ pub fn prepare(split: &TsSplit, length: usize) -> Prepared {
             let mut c = channel.clone();
             fill_missing(&mut c);
             let mut c = resample(&c, length);
-            z_normalize(&mut c);
+            if z_normalise {
+                z_normalize(&mut c);
+            }
             values.extend_from_slice(&c);
         }
     }
