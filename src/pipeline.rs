@@ -42,6 +42,11 @@ pub struct TransferStage {
     pub epochs: usize,
     /// Maximum epochs for the FCN baseline.
     pub fcn_epochs: usize,
+    /// Saved encoders (e.g. the shipped `models/...`) to probe beside the run's own: one
+    /// linear-probe column each, named after its directory (which must not be one of the
+    /// other columns' names).
+    #[serde(default)]
+    pub encoders: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -60,6 +65,17 @@ impl PipelineRecipe {
     }
 
     pub fn validate(&self) -> Result<()> {
+        let taken = ["scratch", "linear", "finetune", "FCN", "MiniRocket"];
+        if let Some(dir) = self.transfer.encoders.iter().find(|d| {
+            d.file_name()
+                .is_none_or(|n| taken.contains(&n.to_string_lossy().as_ref()))
+        }) {
+            return Err(Error::Config(format!(
+                "transfer.encoders: {} needs a directory name of its own (not one of {})",
+                dir.display(),
+                taken.join(", ")
+            )));
+        }
         if self.transfer.datasets.is_empty()
             || self.transfer.seeds == 0
             || self.generate.samples == 0
@@ -95,8 +111,8 @@ pub struct PipelineReport {
 }
 
 /// The columns: (label, model, protocol, uses the FCN epoch budget).
-fn columns(encoder: &Path) -> Vec<(&'static str, ModelSpec, Protocol, bool)> {
-    vec![
+fn columns(encoder: &Path, extra: &[PathBuf]) -> Vec<(String, ModelSpec, Protocol, bool)> {
+    let own: Vec<(&str, ModelSpec, Protocol, bool)> = vec![
         (
             "scratch",
             ModelSpec::Saved(encoder.to_path_buf()),
@@ -117,7 +133,17 @@ fn columns(encoder: &Path) -> Vec<(&'static str, ModelSpec, Protocol, bool)> {
         ),
         ("FCN", ModelSpec::Fcn, Protocol::Scratch, true),
         ("MiniRocket", ModelSpec::MiniRocket, Protocol::Linear, false),
-    ]
+    ];
+    let extra = extra.iter().map(|dir| {
+        let name = dir
+            .file_name()
+            .map_or("encoder".into(), |n| n.to_string_lossy().to_string());
+        (name, ModelSpec::Saved(dir.clone()), Protocol::Linear, false)
+    });
+    own.into_iter()
+        .map(|(label, model, protocol, fcn)| (label.to_string(), model, protocol, fcn))
+        .chain(extra)
+        .collect()
 }
 
 /// Runs every unfinished stage of `recipe`, pretraining and transfer on `device`.
@@ -174,7 +200,7 @@ pub fn run_pipeline(
     let t = &recipe.transfer;
     let transfer_dir = out.join("transfer");
     std::fs::create_dir_all(&transfer_dir).map_err(|e| Error::io(&transfer_dir, e))?;
-    let cols = columns(&run_dir);
+    let cols = columns(&run_dir, &t.encoders);
     let mut rows = Vec::new();
     for dataset in &t.datasets {
         let name = dataset
@@ -250,6 +276,13 @@ pub fn format_table(report: &PipelineReport) -> String {
         }
         s.push('\n');
     }
-    s.push_str("\nEach cell: TEST accuracy / macro-F1, mean over seeds. scratch, linear and finetune use the pretrained\narchitecture (scratch: random init); FCN is trained from scratch; MiniRocket is fixed features. linear and MiniRocket:\nfeatures standardised on TRAIN, ridge classifier with leave-one-out α on TRAIN; the others select their epoch on a\nvalidation split of TRAIN. TEST is scored once.\n");
+    s.push_str(concat!(
+        "\nEach cell: TEST accuracy / macro-F1, mean over seeds. scratch, linear and finetune use the\n",
+        "pretrained architecture (scratch: random init); FCN is trained from scratch; MiniRocket is\n",
+        "fixed features; any further column is a saved encoder from the recipe, frozen. Frozen\n",
+        "features (linear, MiniRocket, saved encoders) are standardised on TRAIN and classified by\n",
+        "ridge with leave-one-out alpha on TRAIN; scratch, finetune and FCN select their epoch on a\n",
+        "validation split of TRAIN. TEST is scored once.\n",
+    ));
     s
 }

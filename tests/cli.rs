@@ -257,7 +257,9 @@ fn the_pipeline_runs_from_one_recipe() {
         "pipeline.toml",
         &format!(
             "out = \"{}\"\n[generate]\npreset = \"{preset}\"\nsamples = 60\nseed = 1\nshard_size = 30\n[pretrain]\nrecipe = \"{pretrain}\"\n\
-[transfer]\ndatasets = [\"{root}/data/ucr/ItalyPowerDemand\"]\nseeds = 1\nepochs = 2\nfcn_epochs = 1\n",
+[transfer]\ndatasets = [\"{root}/data/ucr/ItalyPowerDemand\"]\nseeds = 1\nepochs = 2\nfcn_epochs = 1\n\
+encoders = [\"{}/pretrain\"]\n",
+            out.display(),
             out.display()
         ),
     );
@@ -272,7 +274,7 @@ fn the_pipeline_runs_from_one_recipe() {
         stdout.contains("| ItalyPowerDemand |")
             && stdout.contains("finetune")
             && stdout.contains("FCN")
-            && stdout.contains("MiniRocket"),
+            && stdout.contains("MiniRocket | pretrain |"),
         "{stdout}"
     );
     for f in [
@@ -282,6 +284,7 @@ fn the_pipeline_runs_from_one_recipe() {
         "pretrain/encoder.json",
         "transfer/ItalyPowerDemand-linear.json",
         "transfer/ItalyPowerDemand-MiniRocket.json",
+        "transfer/ItalyPowerDemand-pretrain.json",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
