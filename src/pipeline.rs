@@ -235,6 +235,7 @@ pub fn run_pipeline(
                         },
                         val_fraction: 0.2,
                         save_encoder: None,
+                        overwrite: false,
                         layer: None,
                         device: device.clone(),
                     };

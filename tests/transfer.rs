@@ -72,6 +72,7 @@ fn request(data: PathBuf, model: ModelSpec, protocol: Protocol) -> TransferReque
         },
         val_fraction: 0.25,
         save_encoder: None,
+        overwrite: false,
         layer: None,
         device: candle_core::Device::Cpu,
     }
@@ -103,6 +104,14 @@ fn fcn_learns_a_separable_problem_and_its_encoder_transfers() {
             .sum::<usize>(),
         40
     );
+
+    // The saved encoder is not overwritten without asking.
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("not empty") && err.contains("--force"),
+        "{err}"
+    );
+    req.overwrite = true;
 
     // The same seed gives the same result: initial weights come from the seed's stream.
     let again = run_transfer(&req, &|_| {}).unwrap();

@@ -47,6 +47,9 @@ pub struct TransferArgs {
     /// Save the first seed's selected encoder here (e.g. to fine-tune it on another set).
     #[arg(long)]
     save_encoder: Option<PathBuf>,
+    /// Let --save-encoder replace the files of a non-empty directory.
+    #[arg(long)]
+    force: bool,
     /// Also write the full report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -70,6 +73,7 @@ pub fn run(a: TransferArgs) -> Result<()> {
         },
         val_fraction: a.val_fraction,
         save_encoder: a.save_encoder,
+        overwrite: a.force,
         layer: a.layer,
         device: s2kit::runtime::device(&a.device)?,
     };

@@ -114,6 +114,8 @@ pub struct TransferRequest {
     pub val_fraction: f64,
     /// Where to save the first seed's selected encoder (for later transfer), if anywhere.
     pub save_encoder: Option<PathBuf>,
+    /// Let `save_encoder` replace the files of a non-empty directory.
+    pub overwrite: bool,
     /// The encoder layer the linear probe reads (1-based; `None`: the last).
     pub layer: Option<usize>,
     /// Where the classifiers train.
@@ -203,6 +205,20 @@ impl TransferRequest {
             return Err(Error::Request(
                 "`minirocket` is a fixed feature map: use it with --protocol linear".into(),
             ));
+        }
+        if let Some(dir) = &self.save_encoder {
+            let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+            if occupied && !self.overwrite {
+                return Err(Error::Request(format!(
+                    "--save-encoder {}: the directory is not empty; pass --force to replace what is there",
+                    dir.display()
+                )));
+            }
+            if self.protocol == Protocol::Linear {
+                return Err(Error::Request(
+                    "--save-encoder keeps trained weights; the linear protocol trains none".into(),
+                ));
+            }
         }
         if self.layer.is_some() && self.protocol != Protocol::Linear {
             return Err(Error::Request(
