@@ -46,8 +46,13 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     let summary = pretrain(&req, &|r| {
         pb.set_position(r.step as u64);
         pb.set_message(format!(
-            "loss {:.3} (mpm {:.3}, mlm {:.3}, itc {:.3}) {:.0} pairs/s",
-            r.losses.total, r.losses.mpm, r.losses.mlm, r.losses.itc, r.pairs_per_second
+            "loss {:.3} (mpm {:.3}, mlm {:.3}, itc {:.3}, retrieval {:.2}) {:.0} pairs/s",
+            r.losses.total,
+            r.losses.mpm,
+            r.losses.mlm,
+            r.losses.itc,
+            r.losses.retrieval,
+            r.pairs_per_second
         ));
     })?;
     pb.finish_and_clear();

@@ -33,6 +33,10 @@ pub struct Losses {
     pub mpm: f32,
     pub mlm: f32,
     pub itc: f32,
+    /// Share of the batch's series whose nearest symbol (cosine, online series projection
+    /// against the batch's momentum symbol features) is their own: a contrastive metric a
+    /// person can read (1 / batch is chance). Not a loss: nothing is trained on it.
+    pub retrieval: f32,
 }
 
 impl Losses {
@@ -41,6 +45,7 @@ impl Losses {
         self.mpm += other.mpm;
         self.mlm += other.mlm;
         self.itc += other.itc;
+        self.retrieval += other.retrieval;
     }
 }
 
@@ -246,6 +251,8 @@ impl SymTime {
             mpm: scalar(&mpm)?,
             mlm: scalar(&mlm)?,
             itc: scalar(&itc)?,
+            retrieval: own_nearest(&s.detach(), &shared.momentum.1, first)? as f32
+                / shared.momentum.1.dim(0)? as f32,
         };
         Ok((total, losses))
     }
@@ -256,6 +263,20 @@ impl SymTime {
         self.momentum.ema(&self.online, self.objectives.momentum)?;
         self.momentum.enqueue(enqueue)
     }
+}
+
+/// How many rows i of `queries` [n, E] have row `first + i` of `keys` [B, E] as their
+/// highest-scoring key.
+fn own_nearest(queries: &Tensor, keys: &Tensor, first: usize) -> Result<usize> {
+    let best = queries
+        .matmul(&keys.t()?)?
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?;
+    Ok(best
+        .iter()
+        .enumerate()
+        .filter(|&(i, &k)| k as usize == first + i)
+        .count())
 }
 
 #[cfg(test)]
@@ -361,6 +382,7 @@ mod tests {
         assert!(
             losses.total.is_finite() && losses.mpm > 0.0 && losses.mlm > 0.0 && losses.itc > 0.0
         );
+        assert!((0.0..=1.0).contains(&losses.retrieval));
         assert_eq!(
             (s_m.dims(), y_m.dims()),
             (&[4usize, 8][..], &[4usize, 8][..])
@@ -391,6 +413,7 @@ mod tests {
             ("mpm", whole_losses.mpm - part_losses.mpm),
             ("mlm", whole_losses.mlm - part_losses.mlm),
             ("itc", whole_losses.itc - part_losses.itc),
+            ("retrieval", whole_losses.retrieval - part_losses.retrieval),
         ] {
             assert!(value.abs() < 1e-5, "{name} differs by {value}");
         }
@@ -424,5 +447,15 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert!(moved.iter().all(|d| (d - 0.25).abs() < 1e-6), "{moved:?}");
+    }
+
+    #[test]
+    fn retrieval_counts_rows_whose_own_key_is_nearest() {
+        let dev = Device::Cpu;
+        let keys = Tensor::new(&[[1f32, 0.], [0., 1.], [0.7, 0.7]], &dev).unwrap();
+        // Rows 1 and 2 of the batch: the first finds key 1, the second finds key 0.
+        let queries = Tensor::new(&[[0.1f32, 1.], [1., 0.]], &dev).unwrap();
+        assert_eq!(own_nearest(&queries, &keys, 1).unwrap(), 1);
+        assert_eq!(own_nearest(&keys, &keys, 0).unwrap(), 3);
     }
 }

@@ -52,7 +52,8 @@ pub struct PretrainSummary {
     pub seconds: f64,
 }
 
-const METRICS_HEADER: &str = "step,lr,loss,mpm,mlm,itc,temperature,alpha,grad_norm,pairs_per_s";
+const METRICS_HEADER: &str =
+    "step,lr,loss,mpm,mlm,itc,retrieval_top1,temperature,alpha,grad_norm,pairs_per_s";
 
 /// Keeps the header and the rows up to `step` (rows past a resumed checkpoint are redone).
 fn open_metrics(path: &Path, keep_up_to: usize) -> Result<std::fs::File> {
@@ -97,6 +98,8 @@ pub fn plot_losses(run: &Path) -> Result<()> {
         (3, "masked-patch MSE"),
         (4, "masked-symbol CE"),
         (5, "contrastive (InfoNCE)"),
+        (6, "series-to-symbol top-1 retrieval in the batch"),
+        (7, "temperature"),
     ]
     .iter()
     .map(|(i, title)| Panel {
@@ -202,12 +205,13 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
         let temperature = model.temperature()?;
         writeln!(
             metrics,
-            "{},{lr:.6e},{},{},{},{},{temperature:.5},{alpha:.4},{grad_norm:.5},{rate:.1}",
+            "{},{lr:.6e},{},{},{},{},{:.4},{temperature:.5},{alpha:.4},{grad_norm:.5},{rate:.1}",
             step + 1,
             losses.total,
             losses.mpm,
             losses.mlm,
-            losses.itc
+            losses.itc,
+            losses.retrieval
         )
         .map_err(|e| Error::io(out.join("metrics.csv"), e))?;
         final_losses = losses;
