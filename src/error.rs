@@ -124,41 +124,51 @@ impl Error {
         }
     }
 
+    /// Wraps a candle error from reading or writing checkpoint file `path`.
     pub fn checkpoint(
         action: Action,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(candle_core::Error) -> Self {
-        let path = path.into();
-        move |source| Error::Checkpoint {
+        with_file(action, path, |action, path, source| Error::Checkpoint {
             action,
             path,
             source,
-        }
+        })
     }
 
+    /// Wraps a candle error from reading or writing encoder weights `path`.
     pub fn weights(
         action: Action,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(candle_core::Error) -> Self {
-        let path = path.into();
-        move |source| Error::Weights {
+        with_file(action, path, |action, path, source| Error::Weights {
             action,
             path,
             source,
-        }
+        })
     }
 
+    /// Wraps a serde error from reading or writing JSON file `path`.
     pub fn json(
         action: Action,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(serde_json::Error) -> Self {
-        let path = path.into();
-        move |source| Error::Json {
+        with_file(action, path, |action, path, source| Error::Json {
             action,
             path,
             source,
-        }
+        })
     }
+}
+
+/// A `map_err` adapter that builds the variant `make` from what was done, where, and why.
+fn with_file<E>(
+    action: Action,
+    path: impl Into<PathBuf>,
+    make: fn(Action, PathBuf, E) -> Error,
+) -> impl FnOnce(E) -> Error {
+    let path = path.into();
+    move |source| make(action, path, source)
 }
 
 #[cfg(test)]
