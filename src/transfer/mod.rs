@@ -488,7 +488,7 @@ mod tests {
     /// A run directory's encoder as `s2kit pretrain` exports it (the series encoder lives under
     /// `series.` in the pretraining model), with weights drawn from `seed`; and its features of
     /// `x` in the pretraining model itself.
-    fn pretrained(dir: &Path, seed: u64, x: &Tensor) -> Vec<f32> {
+    fn pretrained(dir: &Path, seed: u64, x: &Tensor) -> (Vec<f32>, Vec<f32>) {
         let (cfg, device) = (series_config(), Device::Cpu);
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device).pp("series");
@@ -501,13 +501,36 @@ mod tests {
             "series",
         )
         .unwrap();
-        encoder
-            .forward_t(x, false)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1().unwrap();
+        (
+            flat(encoder.forward_t(x, false).unwrap()),
+            flat(encoder.readout(x, None).unwrap()),
+        )
+    }
+
+    /// The linear probe's features of `x` [batch, 32] from the saved encoder in `dir`.
+    fn probe_features(dir: &Path, x: &Tensor) -> Vec<f32> {
+        let n = x.dim(0).unwrap();
+        let cases = Prepared {
+            values: x.flatten_all().unwrap().to_vec1().unwrap(),
+            labels: vec![0; n],
+            n,
+            channels: 1,
+            length: 32,
+        };
+        let cfg = EncoderConfig::load(dir).unwrap();
+        let model = ModelSpec::Saved(dir.to_path_buf());
+        let mut rng = sample_rng(0, 7);
+        let (train, _) = frozen_features(
+            &model,
+            Some(&cfg),
+            None,
+            [&cases, &cases],
+            &mut rng,
+            &Device::Cpu,
+        )
+        .unwrap();
+        train.concat()
     }
 
     /// The features a protocol's classifier computes for `x` [batch, 1, length], built as
@@ -529,12 +552,14 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let x = Tensor::randn(0f32, 1.0, (3, 32), &Device::Cpu).unwrap();
         let (a, b) = (root.path().join("a"), root.path().join("b"));
-        let (own_a, own_b) = (pretrained(&a, 1, &x), pretrained(&b, 2, &x));
-        for protocol in [Protocol::Linear, Protocol::Finetune] {
-            // Exactly the pretraining model's features, so they differ between the runs.
-            assert_eq!(features(&a, protocol, &x), own_a);
-            assert_eq!(features(&b, protocol, &x), own_b);
-        }
+        let ((own_a, readout_a), (own_b, readout_b)) =
+            (pretrained(&a, 1, &x), pretrained(&b, 2, &x));
+        // Exactly the pretraining model's features, so they differ between the runs: the
+        // fine-tuned classifier starts from them, and the linear probe reads them.
+        assert_eq!(features(&a, Protocol::Finetune, &x), own_a);
+        assert_eq!(features(&b, Protocol::Finetune, &x), own_b);
+        assert_eq!(probe_features(&a, &x), readout_a);
+        assert_eq!(probe_features(&b, &x), readout_b);
         assert_ne!(own_a, own_b);
         // From scratch, the saved weights are ignored: the same features whichever run.
         assert_eq!(
