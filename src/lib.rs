@@ -1,7 +1,7 @@
 //! s2kit: synthetic series-symbol data for time-series foundation models.
 //!
-//! The modules form floors; each imports only from floors beneath it (a test,
-//! `tests/layering.rs`, checks this):
+//! The modules form floors, listed here from the ground up; within a floor, too, a module
+//! imports only the ones named before it (`tests/layering.rs` checks this strict order):
 //!
 //! 1. `error`, `rng`, `checks`, `runtime`, `ops` (kernels and fused ops), `plot`
 //! 2. `symbolic`, `excitation`, `ode`, then `preset`; `store` (records, shards, manifests)

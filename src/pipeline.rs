@@ -65,16 +65,23 @@ impl PipelineRecipe {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let taken = ["scratch", "linear", "finetune", "FCN", "MiniRocket"];
-        if let Some(dir) = self.transfer.encoders.iter().find(|d| {
-            d.file_name()
-                .is_none_or(|n| taken.contains(&n.to_string_lossy().as_ref()))
-        }) {
-            return Err(Error::Config(format!(
-                "transfer.encoders: {} needs a directory name of its own (not one of {})",
-                dir.display(),
-                taken.join(", ")
-            )));
+        // Each column caches its cells under its name, so names must be distinct.
+        let mut taken: Vec<String> = ["scratch", "linear", "finetune", "fcn", "minirocket"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for dir in &self.transfer.encoders {
+            let name = dir.file_name().map(|n| n.to_string_lossy().to_lowercase());
+            match name {
+                Some(name) if !taken.contains(&name) => taken.push(name),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "transfer.encoders: {} needs a directory name of its own (not one of {})",
+                        dir.display(),
+                        taken.join(", ")
+                    )))
+                }
+            }
         }
         if self.transfer.datasets.is_empty()
             || self.transfer.seeds == 0

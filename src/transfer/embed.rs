@@ -70,15 +70,21 @@ pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
     })
 }
 
+/// Refuses an existing `path` unless `overwrite` (check it before computing features).
+pub fn check_target(path: &Path, overwrite: bool) -> Result<()> {
+    if path.exists() && !overwrite {
+        return Err(Error::Request(format!(
+            "{} exists; pass --force to replace it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 impl Embedding {
     /// Writes the HDF5 file described above. An existing file is kept unless `overwrite`.
     pub fn write(&self, path: &Path, overwrite: bool) -> Result<()> {
-        if path.exists() && !overwrite {
-            return Err(Error::Request(format!(
-                "{} exists; pass --force to replace it",
-                path.display()
-            )));
-        }
+        check_target(path, overwrite)?;
         let h5 = |e: hdf5::Error| Error::hdf5(path, e);
         let file = hdf5::File::create(path).map_err(h5)?;
         for (name, (features, labels)) in [("train", &self.train), ("test", &self.test)] {

@@ -13,7 +13,8 @@
 //!   sums its output over a random subset of 1–9 channels (size 2^U(0, log2(min(C, 9) + 1))).
 //!
 //! Every random choice comes from the seed's own stream, so fitting is deterministic; it
-//! draws other random cases than aeon's, which is the only way it can differ from it.
+//! draws other random cases and channel subsets than aeon's, and computes in f32 where the
+//! reference mixes f32 and f64, so results differ from aeon's in those details.
 
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
@@ -44,9 +45,15 @@ fn dilations(length: usize, kernels: usize) -> Vec<(usize, usize)> {
     let count = per_kernel.min(MAX_DILATIONS);
     let multiplier = per_kernel as f64 / count as f64;
     let max_exponent = ((length - 1) as f64 / (KERNEL_LENGTH - 1) as f64).log2();
+    // numpy's linspace: k · step, with the last point exactly the end.
+    let step = max_exponent / (count - 1) as f64;
     let mut found: Vec<(usize, usize)> = Vec::new();
     for k in 0..count {
-        let exponent = max_exponent * k as f64 / (count - 1) as f64;
+        let exponent = if k + 1 == count {
+            max_exponent
+        } else {
+            k as f64 * step
+        };
         let d = 2f64.powf(exponent) as usize;
         match found.last_mut() {
             Some((last, n)) if *last == d => *n += 1,
@@ -67,10 +74,13 @@ fn dilations(length: usize, kernels: usize) -> Vec<(usize, usize)> {
     plan
 }
 
-/// (i · φ) mod 1 for i = 1..=n, φ the golden ratio: well-spread quantile levels.
+/// (i · φ) mod 1 for i = 1..=n, φ the golden ratio: well-spread quantile levels (rounded
+/// to f32, as the reference stores them).
 fn quantile_levels(n: usize) -> Vec<f64> {
     let phi = (5f64.sqrt() + 1.0) / 2.0;
-    (1..=n).map(|i| (i as f64 * phi) % 1.0).collect()
+    (1..=n)
+        .map(|i| ((i as f64 * phi) % 1.0) as f32 as f64)
+        .collect()
 }
 
 /// The `q`-quantile of `sorted` with linear interpolation (numpy's default).
@@ -115,6 +125,21 @@ fn taps(x: &[f32], dilation: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Every case has `channels` channels of `length` points.
+fn check_shapes(cases: &[Vec<Vec<f32>>], channels: usize, length: usize) -> Result<()> {
+    match cases
+        .iter()
+        .find(|c| c.len() != channels || c.iter().any(|ch| ch.len() != length))
+    {
+        Some(bad) => Err(Error::Config(format!(
+            "MiniRocket needs cases of {channels} channel(s) of length {length}; got {} of length {}",
+            bad.len(),
+            bad.first().map_or(0, Vec::len)
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl MiniRocket {
     /// Fits dilations, channel subsets and biases on `train`, cases [n][channel][time] of
     /// one common length (at least 9).
@@ -123,6 +148,7 @@ impl MiniRocket {
             .first()
             .ok_or_else(|| Error::Config("MiniRocket needs at least one TRAIN case".into()))?;
         let (channels, length) = (first.len(), first.first().map_or(0, Vec::len));
+        check_shapes(train, channels, length)?;
         if length < KERNEL_LENGTH {
             return Err(Error::Config(format!(
                 "MiniRocket needs series of at least {KERNEL_LENGTH} points; these have {length}"
@@ -191,18 +217,7 @@ impl MiniRocket {
 
     /// The features of each case, [n][feature_count].
     pub fn transform(&self, cases: &[Vec<Vec<f32>>]) -> Result<Vec<Vec<f32>>> {
-        if let Some(bad) = cases
-            .iter()
-            .find(|c| c.len() != self.channels || c.iter().any(|ch| ch.len() != self.length))
-        {
-            return Err(Error::Config(format!(
-                "MiniRocket was fitted on {} channel(s) of length {}; got {} of length {}",
-                self.channels,
-                self.length,
-                bad.len(),
-                bad.first().map_or(0, Vec::len)
-            )));
-        }
+        check_shapes(cases, self.channels, self.length)?;
         Ok(cases.par_iter().map(|case| self.features(case)).collect())
     }
 
@@ -297,6 +312,9 @@ mod tests {
         assert!(err.to_string().contains("at least 9 points"), "{err}");
         let model = MiniRocket::fit(&cases(3, 1, 20, 1), &mut sample_rng(1, 0)).unwrap();
         assert!(model.transform(&cases(1, 2, 20, 1)).is_err());
+        let mut ragged = cases(3, 1, 20, 1);
+        ragged[2][0].truncate(15);
+        assert!(MiniRocket::fit(&ragged, &mut sample_rng(1, 0)).is_err());
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! MiniRocket's fixed features go through the same probe.
 //!
 //! Multichannel data: every encoder is univariate, so each of a case's C channels is embedded
-//! separately and the C feature vectors are concatenated before the linear head. The same rule
-//! holds for every model, which also lets an encoder move between sets with different channel
-//! counts.
+//! separately and the C feature vectors are concatenated before the head or probe, which also
+//! lets an encoder move between sets with different channel counts. MiniRocket is the
+//! exception: as in its reference, each of its kernels sums a random subset of channels.
 
 mod embed;
 mod fit;
@@ -17,7 +17,7 @@ mod report;
 mod ridge;
 mod ucr;
 
-pub use embed::{embed, EmbedRequest, Embedding};
+pub use embed::{check_target, embed, EmbedRequest, Embedding};
 pub use fit::{fit, FitConfig, FitReport};
 pub use metrics::{mean_std, score, ClassCounts, Scores};
 pub use minirocket::MiniRocket;
@@ -197,7 +197,7 @@ impl TransferRequest {
         }
         if self.model == ModelSpec::Fcn && self.protocol != Protocol::Scratch {
             return Err(Error::Request(format!(
-                "--protocol {:?} needs a pretrained encoder directory as --model; `fcn` is trained from scratch only",
+                "--protocol {:?} needs a pretrained encoder directory as --model (or, for linear, `minirocket`); `fcn` is trained from scratch only",
                 self.protocol
             ).to_lowercase()));
         }
@@ -207,17 +207,17 @@ impl TransferRequest {
             ));
         }
         if let Some(dir) = &self.save_encoder {
+            if self.protocol == Protocol::Linear {
+                return Err(Error::Request(
+                    "--save-encoder keeps trained weights; the linear protocol trains none".into(),
+                ));
+            }
             let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
             if occupied && !self.overwrite {
                 return Err(Error::Request(format!(
                     "--save-encoder {}: the directory is not empty; pass --force to replace what is there",
                     dir.display()
                 )));
-            }
-            if self.protocol == Protocol::Linear {
-                return Err(Error::Request(
-                    "--save-encoder keeps trained weights; the linear protocol trains none".into(),
-                ));
             }
         }
         if self.layer.is_some() && self.protocol != Protocol::Linear {
@@ -294,7 +294,7 @@ pub fn run_transfer(
                     device,
                 )?;
                 let probe =
-                    RidgeClassifier::fit(&train_f, &train_all.labels, classes, &default_alphas());
+                    RidgeClassifier::fit(&train_f, &train_all.labels, classes, &default_alphas())?;
                 let selection = Selection::Ridge {
                     alpha: probe.alpha,
                     loo_mse: probe.loo_error(),

@@ -7,6 +7,7 @@
 //! The linear algebra is nalgebra's (symmetric eigendecomposition of the smaller Gram matrix,
 //! n×n or d×d); nothing here is a hand-written solver.
 
+use crate::error::{Error, Result};
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 /// The regularisation grid of MiniRocket's reference classifier (and ours): 10⁻³ … 10³.
@@ -53,7 +54,21 @@ fn targets(labels: &[usize], classes: usize) -> DMatrix<f64> {
 impl RidgeClassifier {
     /// Fits on `features` [n][d] with `labels` in 0..classes, choosing α from `alphas` by
     /// the mean squared leave-one-out error of the ±1 targets (the first of equal errors).
-    pub fn fit(features: &[Vec<f32>], labels: &[usize], classes: usize, alphas: &[f64]) -> Self {
+    pub fn fit(
+        features: &[Vec<f32>],
+        labels: &[usize],
+        classes: usize,
+        alphas: &[f64],
+    ) -> Result<Self> {
+        if let Some(i) = features
+            .iter()
+            .position(|f| f.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::Other(format!(
+                "the features of TRAIN case {} are not finite (a diverged encoder?)",
+                i + 1
+            )));
+        }
         let x = matrix(features);
         let (n, d) = x.shape();
         let mean = DVector::from_fn(d, |j, _| x.column(j).mean());
@@ -71,13 +86,13 @@ impl RidgeClassifier {
         let yc = DMatrix::from_fn(n, y.ncols(), |i, c| y[(i, c)] - y_mean[c]);
 
         // Thin SVD A = U S Vᵀ from the smaller Gram matrix: s = S² are its eigenvalues.
-        let (u, s) = left_singular_vectors(&a);
+        let (u, s) = left_singular_vectors(&a)?;
         let uty = u.transpose() * &yc;
         let leverage_sq = u.map(|v| v * v);
         let mut loo_errors = Vec::with_capacity(alphas.len());
         for &alpha in alphas {
             let shrink = s.map(|si| si / (si + alpha));
-            let fitted = &u * DMatrix::from_diagonal(&shrink) * &uty;
+            let fitted = &u * scale_rows(&uty, &shrink);
             // h_ii of the model with the (unpenalised) intercept: 1/n plus the ridge part.
             let h = &leverage_sq * &shrink;
             let mut sq = 0.0;
@@ -98,9 +113,9 @@ impl RidgeClassifier {
             })
             .map_or(1.0, |(a, _)| a);
         let inverse = s.map(|si| 1.0 / (si + alpha));
-        let dual = &u * DMatrix::from_diagonal(&inverse) * &uty;
+        let dual = &u * scale_rows(&uty, &inverse);
         let weights = a.transpose() * dual;
-        RidgeClassifier {
+        Ok(RidgeClassifier {
             mean,
             scale,
             weights,
@@ -108,7 +123,7 @@ impl RidgeClassifier {
             classes,
             alpha,
             loo_errors,
-        }
+        })
     }
 
     /// The mean squared leave-one-out error at the chosen α.
@@ -148,9 +163,18 @@ impl RidgeClassifier {
     }
 }
 
+/// `m` with row k multiplied by `factors[k]` (a diagonal matrix times `m`, without forming it).
+fn scale_rows(m: &DMatrix<f64>, factors: &DVector<f64>) -> DMatrix<f64> {
+    let mut out = m.clone();
+    for (k, mut row) in out.row_iter_mut().enumerate() {
+        row *= factors[k];
+    }
+    out
+}
+
 /// U (n × r) and s = S² (r) of the thin SVD of `a`, for the r singular values that are not
 /// numerically zero, from the eigendecomposition of A Aᵀ (n ≤ d) or AᵀA (n > d).
-fn left_singular_vectors(a: &DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
+fn left_singular_vectors(a: &DMatrix<f64>) -> Result<(DMatrix<f64>, DVector<f64>)> {
     let (n, d) = a.shape();
     let by_rows = n <= d;
     let gram = if by_rows {
@@ -158,7 +182,13 @@ fn left_singular_vectors(a: &DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
     } else {
         a.transpose() * a
     };
-    let eig = SymmetricEigen::new(gram);
+    let size = gram.nrows();
+    // A cap on the iterations: an eigensolver that does not converge is an error, not a hang.
+    let eig = SymmetricEigen::try_new(gram, f64::EPSILON, 1000 * size.max(1)).ok_or_else(|| {
+        Error::Other(format!(
+            "the ridge probe's eigendecomposition of a {size}×{size} Gram matrix did not converge"
+        ))
+    })?;
     let top = eig.eigenvalues.iter().cloned().fold(0.0f64, f64::max);
     let keep: Vec<usize> = (0..eig.eigenvalues.len())
         .filter(|&j| eig.eigenvalues[j] > top * 1e-12 && eig.eigenvalues[j] > 0.0)
@@ -175,7 +205,7 @@ fn left_singular_vectors(a: &DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
         }
         u
     };
-    (u, s)
+    Ok((u, s))
 }
 
 #[cfg(test)]
@@ -252,7 +282,7 @@ mod tests {
         // Both shapes of the Gram matrix: n < d and n > d; binary and three classes.
         for (n, d, classes) in [(12, 20, 2), (30, 5, 3), (9, 9, 3)] {
             let (x, y) = problem(n, d, classes, n as u64);
-            let fitted = RidgeClassifier::fit(&x, &y, classes, &[0.01, 1.0, 30.0]);
+            let fitted = RidgeClassifier::fit(&x, &y, classes, &[0.01, 1.0, 30.0]).unwrap();
             for &(alpha, err) in &fitted.loo_errors {
                 let want = brute_force_loo(&x, &y, classes, alpha);
                 assert!(
@@ -266,7 +296,7 @@ mod tests {
     #[test]
     fn a_separable_problem_is_learned_and_predicted() {
         let (x, y) = problem(60, 8, 3, 7);
-        let fitted = RidgeClassifier::fit(&x, &y, 3, &default_alphas());
+        let fitted = RidgeClassifier::fit(&x, &y, 3, &default_alphas()).unwrap();
         let (test_x, test_y) = problem(30, 8, 3, 8);
         let correct = fitted
             .predict(&test_x)
@@ -276,14 +306,16 @@ mod tests {
             .count();
         assert!(correct >= 27, "{correct}/30");
         // Deterministic: the same fit twice gives the same α and weights.
-        let again = RidgeClassifier::fit(&x, &y, 3, &default_alphas());
+        let again = RidgeClassifier::fit(&x, &y, 3, &default_alphas()).unwrap();
         assert_eq!((again.alpha, again.weights), (fitted.alpha, fitted.weights));
     }
 
     #[test]
     fn binary_labels_use_one_signed_column() {
         let x = vec![vec![-2.0], vec![-1.0], vec![1.0], vec![2.0]];
-        let fitted = RidgeClassifier::fit(&x, &[0, 0, 1, 1], 2, &[1e-3]);
+        let fitted = RidgeClassifier::fit(&x, &[0, 0, 1, 1], 2, &[1e-3]).unwrap();
+        let bad = vec![vec![f32::NAN], vec![1.0]];
+        assert!(RidgeClassifier::fit(&bad, &[0, 1], 2, &[1.0]).is_err());
         assert_eq!(fitted.weights.ncols(), 1);
         assert_eq!(fitted.predict(&[vec![-5.0], vec![5.0]]), vec![0, 1]);
     }

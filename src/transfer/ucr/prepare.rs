@@ -11,7 +11,8 @@
 //!    (its biases come from the data's own scale, and the channels' levels carry information).
 //!
 //! Channels are kept apart: a case of C channels is C univariate series, which every encoder
-//! embeds independently and the classifier joins (see `transfer`).
+//! embeds independently and the classifier joins (MiniRocket, which sums random channel
+//! subsets, is the exception; see `transfer`).
 
 use super::ts::TsSplit;
 
