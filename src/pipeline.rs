@@ -66,9 +66,9 @@ impl PipelineRecipe {
 
     pub fn validate(&self) -> Result<()> {
         // Each column caches its cells under its name, so names must be distinct.
-        let mut taken: Vec<String> = ["scratch", "linear", "finetune", "fcn", "minirocket"]
-            .iter()
-            .map(|s| s.to_string())
+        let mut taken: Vec<String> = columns(Path::new(""), &[])
+            .into_iter()
+            .map(|(label, ..)| label.to_lowercase())
             .collect();
         for dir in &self.transfer.encoders {
             let name = dir.file_name().map(|n| n.to_string_lossy().to_lowercase());

@@ -198,7 +198,7 @@ mod tests {
         let diff = crate::ops::testing::max_diff(&conv.forward(&x).unwrap(), &reference);
         assert!(diff < 1e-4, "forward differs by {diff}");
 
-        let weight = varmap.data().lock().unwrap()["weight"].clone();
+        let weight = params::var(&varmap, "weight").unwrap();
         let loss = |conv: &Conv1d| conv.forward(&x).unwrap().sqr().unwrap().sum_all().unwrap();
         let grads = loss(&conv).backward().unwrap();
         let analytic = grads

@@ -8,7 +8,7 @@
 //! and attributes `dataset`, `model`, `layer` (0 for the default) and `length` (the window
 //! every series was resampled to). Features are raw: standardise them on TRAIN yourself.
 
-use super::{frozen_features, ModelSpec, PreparedSet};
+use super::{frozen_features, ModelSpec, PreparedSet, TRANSFER_STREAM};
 use crate::error::{Error, Result};
 use crate::rng::sample_rng;
 use candle_core::Device;
@@ -38,11 +38,6 @@ pub struct Embedding {
 
 /// Computes the features of `req.dataset`'s TRAIN and TEST cases.
 pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
-    if req.model == ModelSpec::Fcn {
-        return Err(Error::Request(
-            "`fcn` has no trained weights to embed with: pass a saved encoder directory or `minirocket`".into(),
-        ));
-    }
     let PreparedSet {
         dataset,
         encoder_cfg,
@@ -50,7 +45,7 @@ pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
         train,
         test,
     } = PreparedSet::load(&req.dataset, &req.model)?;
-    let mut rng = sample_rng(req.seed, 0x7472_616e_7366_6572); // the probe's stream
+    let mut rng = sample_rng(req.seed, TRANSFER_STREAM);
     let (train_f, test_f) = frozen_features(
         &req.model,
         encoder_cfg.as_ref(),

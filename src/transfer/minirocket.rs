@@ -178,7 +178,9 @@ impl MiniRocket {
         for (di, &(dilation, count)) in model.dilations.iter().enumerate() {
             for ki in 0..model.kernels.len() {
                 let case = &train[rng.random_range(0..train.len())];
-                let mut output = model.output(case, di, ki, dilation);
+                let case_taps: Vec<Vec<Vec<f32>>> =
+                    case.iter().map(|x| taps(x, dilation)).collect();
+                let mut output = model.output(&case_taps, di, ki);
                 output.sort_by(f32::total_cmp);
                 let start = biases.len();
                 biases.extend(
@@ -196,12 +198,12 @@ impl MiniRocket {
         self.biases.len()
     }
 
-    /// The "same"-padded output of kernel `ki` at dilation index `di` on `case`, summed over
-    /// the pair's channels.
-    fn output(&self, case: &[Vec<f32>], di: usize, ki: usize, dilation: usize) -> Vec<f32> {
+    /// The "same"-padded output of kernel `ki` at dilation index `di`, summed over the pair's
+    /// channels; `taps[c]` are channel c's taps at that dilation.
+    fn output(&self, taps: &[Vec<Vec<f32>>], di: usize, ki: usize) -> Vec<f32> {
         let mut out = vec![0f32; self.length];
         for &c in &self.channel_sets[di * self.kernels.len() + ki] {
-            self.add_channel(&taps(&case[c], dilation), ki, &mut out);
+            self.add_channel(&taps[c], ki, &mut out);
         }
         out
     }
@@ -227,10 +229,7 @@ impl MiniRocket {
             let taps: Vec<Vec<Vec<f32>>> = case.iter().map(|x| taps(x, dilation)).collect();
             let padding = (KERNEL_LENGTH - 1) * dilation / 2;
             for ki in 0..self.kernels.len() {
-                let mut output = vec![0f32; self.length];
-                for &c in &self.channel_sets[di * self.kernels.len() + ki] {
-                    self.add_channel(&taps[c], ki, &mut output);
-                }
+                let output = self.output(&taps, di, ki);
                 // Alternate pairs use the whole padded output or its unpadded middle.
                 let span = if (di + ki) % 2 == 0 {
                     &output[..]

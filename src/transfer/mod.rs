@@ -229,6 +229,10 @@ impl TransferRequest {
     }
 }
 
+/// The random stream of a transfer seed ("transfer"); `embed` draws MiniRocket from the same
+/// one, so its features are those the probe of that seed uses.
+const TRANSFER_STREAM: u64 = 0x7472_616e_7366_6572;
+
 /// A dataset as `model` sees it: its encoder's config, the common length, TRAIN and TEST.
 struct PreparedSet {
     dataset: TsDataset,
@@ -282,62 +286,58 @@ pub fn run_transfer(
             of: req.seeds,
         });
         let started = Instant::now();
-        let mut rng = sample_rng(seed, 0x7472_616e_7366_6572); // "transfer"
-        let (selection, predictions) = match &encoder_cfg {
-            _ if req.protocol == Protocol::Linear => {
-                let (train_f, test_f) = frozen_features(
-                    &req.model,
-                    encoder_cfg.as_ref(),
-                    req.layer,
-                    [&train_all, &test],
-                    &mut rng,
-                    device,
-                )?;
-                let probe =
-                    RidgeClassifier::fit(&train_f, &train_all.labels, classes, &default_alphas())?;
-                let selection = Selection::Ridge {
-                    alpha: probe.alpha,
-                    loo_mse: probe.loo_error(),
-                    features: train_f.first().map_or(0, Vec::len),
-                };
-                (selection, probe.predict(&test_f))
-            }
-            Some(cfg) => {
-                let (train_idx, val_idx) =
-                    stratified_split(&train_all.labels, req.val_fraction, &mut rng);
-                let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
-                let (classifier, varmap) = initialised_classifier(
-                    &req.model,
-                    req.protocol,
-                    cfg,
-                    [channels, classes],
-                    &mut rng,
-                    device,
-                )?;
-                let on_epoch = |epoch: usize, val_loss: f64| {
-                    progress(TransferProgress::Epoch { epoch, val_loss })
-                };
-                let (fit_report, predictions) = train_and_score(
-                    &classifier,
-                    &varmap,
-                    [&train, &val, &test],
-                    req,
-                    &mut rng,
-                    &on_epoch,
-                )?;
-                if seed == 0 {
-                    if let Some(dir) = &req.save_encoder {
-                        save_encoder(dir, cfg, &varmap)?;
-                    }
-                }
-                (Selection::Epochs(fit_report), predictions)
-            }
-            None => {
+        let mut rng = sample_rng(seed, TRANSFER_STREAM);
+        let (selection, predictions) = if req.protocol == Protocol::Linear {
+            let (train_f, test_f) = frozen_features(
+                &req.model,
+                encoder_cfg.as_ref(),
+                req.layer,
+                [&train_all, &test],
+                &mut rng,
+                device,
+            )?;
+            let probe =
+                RidgeClassifier::fit(&train_f, &train_all.labels, classes, &default_alphas())?;
+            let selection = Selection::Ridge {
+                alpha: probe.alpha,
+                loo_mse: probe.loo_error(),
+                features: train_f.first().map_or(0, Vec::len),
+            };
+            (selection, probe.predict(&test_f))
+        } else {
+            let Some(cfg) = &encoder_cfg else {
                 return Err(Error::Request(format!(
                     "{} has no weights to train: use it with --protocol linear",
                     req.model.label()
-                )))
+                )));
+            };
+            let (train_idx, val_idx) =
+                stratified_split(&train_all.labels, req.val_fraction, &mut rng);
+            let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
+            let (classifier, varmap) = initialised_classifier(
+                &req.model,
+                req.protocol,
+                cfg,
+                [channels, classes],
+                &mut rng,
+                device,
+            )?;
+            let on_epoch =
+                |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
+            let (fit_report, predictions) = train_and_score(
+                &classifier,
+                &varmap,
+                [&train, &val, &test],
+                req,
+                &mut rng,
+                &on_epoch,
+            )?;
+            if seed == 0 {
+                if let Some(dir) = &req.save_encoder {
+                    save_encoder(dir, cfg, &varmap)?;
+                }
             }
+            (Selection::Epochs(fit_report), predictions)
         };
         let scores = score(&test.labels, &predictions, &dataset.test.class_names);
         seeds.push(SeedResult {
@@ -393,11 +393,9 @@ fn frozen_features(
             "--layer chooses an encoder's readout; MiniRocket has no layers".into(),
         )),
         (ModelSpec::MiniRocket, _) => {
-            let rocket = MiniRocket::fit(&cases(train), rng)?;
-            Ok((
-                rocket.transform(&cases(train))?,
-                rocket.transform(&cases(test))?,
-            ))
+            let train = cases(train);
+            let rocket = MiniRocket::fit(&train, rng)?;
+            Ok((rocket.transform(&train)?, rocket.transform(&cases(test))?))
         }
         (ModelSpec::Saved(dir), Some(cfg)) => {
             if let Some(layer) = layer {
@@ -432,9 +430,10 @@ fn frozen_features(
             };
             Ok((features(train)?, features(test)?))
         }
-        _ => Err(Error::Request(
-            "frozen features need a saved encoder directory or `minirocket` as --model".into(),
-        )),
+        _ => Err(Error::Request(format!(
+            "`{}` has no trained weights to read features from: pass a saved encoder directory or `minirocket` as --model",
+            model.label()
+        ))),
     }
 }
 

@@ -38,6 +38,13 @@ fn matrix(rows: &[Vec<f32>]) -> DMatrix<f64> {
     DMatrix::from_fn(n, d, |i, j| rows[i][j] as f64)
 }
 
+/// (x − mean) / scale, column by column.
+fn standardised(x: &DMatrix<f64>, mean: &DVector<f64>, scale: &DVector<f64>) -> DMatrix<f64> {
+    DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| {
+        (x[(i, j)] - mean[j]) / scale[j]
+    })
+}
+
 /// ±1 one-vs-all targets: one column for two classes (class 1 positive), else one per class.
 fn targets(labels: &[usize], classes: usize) -> DMatrix<f64> {
     let columns = if classes == 2 { 1 } else { classes };
@@ -80,7 +87,7 @@ impl RidgeClassifier {
                 1.0
             }
         });
-        let a = DMatrix::from_fn(n, d, |i, j| (x[(i, j)] - mean[j]) / scale[j]);
+        let a = standardised(&x, &mean, &scale);
         let y = targets(labels, classes);
         let y_mean = DVector::from_fn(y.ncols(), |c, _| y.column(c).mean());
         let yc = DMatrix::from_fn(n, y.ncols(), |i, c| y[(i, c)] - y_mean[c]);
@@ -136,10 +143,7 @@ impl RidgeClassifier {
 
     /// Decision values [n][targets] of `features` [n][d].
     fn decision(&self, features: &[Vec<f32>]) -> DMatrix<f64> {
-        let x = matrix(features);
-        let a = DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| {
-            (x[(i, j)] - self.mean[j]) / self.scale[j]
-        });
+        let a = standardised(&matrix(features), &self.mean, &self.scale);
         let mut scores = a * &self.weights;
         for mut row in scores.row_iter_mut() {
             row += self.intercept.transpose();
