@@ -3,7 +3,7 @@
 //! The modules form floors, listed here from the ground up; within a floor, too, a module
 //! imports only the ones named before it (`tests/layering.rs` checks this strict order):
 //!
-//! 1. `error`, `rng`, `checks`, `runtime`, `ops` (kernels and fused ops), `plot`
+//! 1. `error`, `rng`, `checks`, `digest`, `lock`, `runtime`, `ops` (kernels and fused ops), `plot`
 //! 2. `symbolic`, `excitation`, `ode`, then `preset`; `store` (records, shards, manifests)
 //! 3. `generate`; `model`; then `train`
 //! 4. `pretrain`, `transfer`, `inspect`
@@ -12,10 +12,12 @@
 //! The command line (`src/main.rs`, `src/cli/`) sits on top and only parses and prints.
 
 pub mod checks;
+pub mod digest;
 pub mod error;
 pub mod excitation;
 pub mod generate;
 pub mod inspect;
+pub mod lock;
 pub mod model;
 pub mod ode;
 mod ops;

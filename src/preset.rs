@@ -71,6 +71,13 @@ impl Default for ValidationConfig {
     }
 }
 
+/// The longest series a preset may ask for (a million points per channel).
+pub const MAX_LENGTH: usize = 1 << 20;
+/// The most output channels per sample.
+pub const MAX_OUTPUTS: usize = 64;
+/// The most candidates per sample: beyond it a preset that rejects everything looks hung.
+pub const MAX_ATTEMPTS: u32 = 100_000;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GeneratorConfig {
@@ -108,9 +115,9 @@ impl GeneratorConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.length < 2 {
+        if !(2..=MAX_LENGTH).contains(&self.length) {
             return Err(Error::Config(format!(
-                "length = {} but must be >= 2",
+                "length = {} but must lie in [2, {MAX_LENGTH}]",
                 self.length
             )));
         }
@@ -128,25 +135,31 @@ impl GeneratorConfig {
                 "dims.inputs: at most 6 inputs are supported".into(),
             ));
         }
+        if d.outputs[1] > MAX_OUTPUTS {
+            return Err(Error::Config(format!(
+                "dims.outputs: at most {MAX_OUTPUTS} outputs are supported"
+            )));
+        }
         let k = &self.kinds;
-        if !(k.explicit >= 0.0 && k.ode >= 0.0 && k.explicit + k.ode > 0.0) {
+        let weight = |w: f64| w.is_finite() && w >= 0.0;
+        if !(weight(k.explicit) && weight(k.ode) && k.explicit + k.ode > 0.0) {
             return Err(Error::Config(
-                "kinds: weights must be >= 0 with a positive sum".into(),
+                "kinds: weights must be finite and >= 0 with a positive sum".into(),
             ));
         }
         check_range("input_scale", self.input_scale[0], self.input_scale[1], 0.0)?;
         let v = &self.validation;
-        // Written so that NaN fails too.
-        if v.max_abs.is_nan()
-            || v.max_abs <= 0.0
-            || v.min_rel_std.is_nan()
-            || v.min_rel_std < 0.0
-            || v.max_attempts == 0
-            || v.tree_attempts == 0
+        // Written so that NaN fails too; infinity means "no bound" where a bound is allowed.
+        if !(v.max_abs > 0.0
+            && v.max_condition > 0.0
+            && v.min_rel_std.is_finite()
+            && v.min_rel_std >= 0.0
+            && (1..=MAX_ATTEMPTS).contains(&v.max_attempts)
+            && v.tree_attempts >= 1)
         {
-            return Err(Error::Config(
-                "validation: max_abs > 0, min_rel_std >= 0, max_attempts >= 1 and tree_attempts >= 1 are required".into(),
-            ));
+            return Err(Error::Config(format!(
+                "validation: max_abs > 0, max_condition > 0, a finite min_rel_std >= 0, max_attempts in [1, {MAX_ATTEMPTS}] and tree_attempts >= 1 are required"
+            )));
         }
         self.excitation.validate()?;
         self.symbolic.validate()?;
@@ -196,6 +209,11 @@ mod tests {
             ("[dims]\ninputs = [3, 2]", "dims.inputs"),
             ("[dims]\ninputs = [1, 9]", "dims.inputs"),
             ("[kinds]\nexplicit = 0.0\node = 0.0", "kinds"),
+            ("[kinds]\node = inf", "kinds"),
+            ("length = 1000000000", "length"),
+            ("[validation]\nmax_condition = nan", "max_condition"),
+            ("[validation]\nmax_condition = 0.0", "max_condition"),
+            ("[validation]\nmax_attempts = 4000000000", "max_attempts"),
             ("[symbolic.operators]\nadd = -1.0", "symbolic.operators"),
         ] {
             let err = parse(text).unwrap_err().to_string();

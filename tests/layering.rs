@@ -9,6 +9,8 @@ const FLOORS: &[&str] = &[
     "error",
     "rng",
     "checks",
+    "digest",
+    "lock",
     "runtime",
     "ops",
     "plot",

@@ -123,25 +123,65 @@ fn a_few_steps_lower_the_loss_and_resume_is_exact() {
     let err = pretrain(&changed, &|_| {}).unwrap_err().to_string();
     assert!(err.contains("recipe differs"), "{err}");
 
-    // A damaged checkpoint file: the error says what was being done, where, and why.
+    // Another corpus under the same run: refused, not trained on.
+    let other = tmp.path().join("other");
+    let mut other_req = common::request(&other, 120, 40, 2);
+    other_req.seed = 12;
+    common::generate(&other_req);
+    let mut elsewhere = request(recipe(24), &other, &split);
+    elsewhere.resume = true;
+    let err = pretrain(&elsewhere, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("another corpus"), "{err}");
+
+    // --stop-at at or before the step reached says so instead of "training" backwards.
+    let mut behind = request(recipe(24), &data, &split);
+    behind.resume = true;
+    behind.stop_at = Some(5);
+    let err = pretrain(&behind, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("already at step 24"), "{err}");
+
+    // One flipped byte in a checkpoint file is caught by its recorded checksum.
     let online = split.join("checkpoint/online.safetensors");
-    std::fs::write(&online, b"not safetensors").unwrap();
+    flip_byte(&online);
     let err = pretrain(&req, &|_| {}).unwrap_err().to_string();
-    let want = format!("loading checkpoint {}: ", online.display());
-    assert!(err.starts_with(&want) && err.len() > want.len(), "{err}");
+    assert!(
+        err.contains(&online.display().to_string()) && err.contains("damaged"),
+        "{err}"
+    );
+}
+
+/// Inverts one byte in the middle of `path` (same size, different content).
+fn flip_byte(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
-fn a_corrupt_shard_is_named_in_the_error() {
+fn a_damaged_shard_is_never_trained_on() {
     let tmp = tempfile::tempdir().unwrap();
     let data = corpus(tmp.path());
+    // One flipped byte, same size: only the checksum can tell.
     for i in 0..3 {
-        std::fs::write(data.join(format!("shard-00000{i}.h5")), b"garbage").unwrap();
+        flip_byte(&data.join(format!("shard-00000{i}.h5")));
     }
     let err = pretrain(&request(recipe(4), &data, &tmp.path().join("run")), &|_| {})
         .unwrap_err()
         .to_string();
-    assert!(err.contains("shard-00000") && err.contains("HDF5"), "{err}");
+    assert!(
+        err.contains("shard-00000") && err.contains("checksum does not match"),
+        "{err}"
+    );
+    // A truncated or replaced file is refused when the corpus is opened.
+    std::fs::write(data.join("shard-000001.h5"), b"garbage").unwrap();
+    let err = pretrain(
+        &request(recipe(4), &data, &tmp.path().join("run2")),
+        &|_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("shard-000001.h5: is 7 bytes"), "{err}");
 }
 
 #[test]
@@ -160,7 +200,7 @@ fn a_diverging_run_stops_with_its_last_checkpoint_intact() {
     let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
     let meta: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert!(
-        meta["step"].as_u64().unwrap() >= 1,
+        meta["state"]["step"].as_u64().unwrap() >= 1,
         "a checkpoint from before the failure is kept"
     );
 }

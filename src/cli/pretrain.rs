@@ -56,18 +56,24 @@ pub fn run(a: PretrainArgs) -> Result<()> {
         ));
     })?;
     pb.finish_and_clear();
-    let l = summary.final_losses;
-    println!(
-        "{}: steps {}..{} in {:.1} s; final loss {:.4} (masked-patch {:.4}, masked-symbol {:.4}, contrastive {:.4})",
-        a.out.display(),
-        summary.first_step,
-        summary.last_step,
-        summary.seconds,
-        l.total,
-        l.mpm,
-        l.mlm,
-        l.itc
-    );
+    match summary.final_losses {
+        Some(l) => println!(
+            "{}: steps {}..{} in {:.1} s; final loss {:.4} (masked-patch {:.4}, masked-symbol {:.4}, contrastive {:.4})",
+            a.out.display(),
+            summary.first_step,
+            summary.last_step,
+            summary.seconds,
+            l.total,
+            l.mpm,
+            l.mlm,
+            l.itc
+        ),
+        None => println!(
+            "{}: already finished at step {}; nothing to train",
+            a.out.display(),
+            summary.first_step
+        ),
+    }
     println!(
         "metrics: {0}/metrics.csv, curves: {0}/losses.png, encoder: {0}/encoder.json",
         a.out.display()

@@ -6,7 +6,7 @@
 use super::sample::Generator;
 use crate::error::{Error, Result};
 use crate::preset::GeneratorConfig;
-use crate::store::{Compression, CorpusSpec, CorpusWriter, Outcome};
+use crate::store::{Compression, CorpusSpec, CorpusWriter, Outcome, MAX_SHARDS};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
@@ -39,6 +39,11 @@ pub struct GenerateSummary {
     pub ids_generated: u64,
 }
 
+/// The most generation threads one process may start.
+pub const MAX_THREADS: usize = 1024;
+/// What the shards in flight (one being generated, one queued, one being written) may hold.
+const SHARD_MEMORY_BUDGET: u64 = 16 << 30;
+
 impl GenerateRequest {
     fn validate(&self) -> Result<()> {
         if self.samples == 0 {
@@ -46,6 +51,34 @@ impl GenerateRequest {
         }
         if self.shard_size == 0 {
             return Err(Error::Request("--shard-size must be at least 1".into()));
+        }
+        if self.samples.div_ceil(self.shard_size) > MAX_SHARDS {
+            return Err(Error::Request(format!(
+                "--samples {} in shards of {} makes more than {MAX_SHARDS} shards; raise --shard-size",
+                self.samples, self.shard_size
+            )));
+        }
+        if self.threads > MAX_THREADS {
+            return Err(Error::Request(format!(
+                "--threads {} is more than {MAX_THREADS}",
+                self.threads
+            )));
+        }
+        self.config.validate()?;
+        // Every channel of every sample of three shards, at 4 bytes a value.
+        let channels = (self.config.dims.inputs[1] + self.config.dims.outputs[1]) as u64;
+        let per_sample = 4 * channels * self.config.length as u64;
+        let in_flight = 3u64
+            .saturating_mul(self.shard_size.min(self.samples))
+            .saturating_mul(per_sample);
+        if in_flight > SHARD_MEMORY_BUDGET {
+            return Err(Error::Request(format!(
+                "shards of {} samples of length {} would hold about {} GiB in memory (three are in flight; the limit is {} GiB); lower --shard-size or --length",
+                self.shard_size.min(self.samples),
+                self.config.length,
+                in_flight >> 30,
+                SHARD_MEMORY_BUDGET >> 30
+            )));
         }
         if self.workers == 0 {
             return Err(Error::Request("--workers must be at least 1".into()));
@@ -58,10 +91,11 @@ impl GenerateRequest {
                 self.workers
             )));
         }
-        self.config.validate()
+        Ok(())
     }
 
-    fn spec(&self) -> Result<CorpusSpec> {
+    /// The corpus this request describes, as its manifest records it.
+    pub fn spec(&self) -> Result<CorpusSpec> {
         Ok(CorpusSpec {
             seed: self.seed,
             samples: self.samples,
@@ -139,5 +173,14 @@ pub fn generate_corpus(
             .map_err(|_| Error::Other("shard writer thread panicked".into()))?
     })?;
     summary.seconds = started.elapsed().as_secs_f64();
+    if summary.shards_written > 0 && summary.accepted == 0 {
+        return Err(Error::Request(format!(
+            "{}: every one of the {} samples failed: each ran out of its {} candidates ({} rejected in all), so the shards hold nothing; loosen the preset's [validation] or check its ranges (`s2kit inspect` counts the rejections)",
+            req.out.display(),
+            summary.failed,
+            req.config.validation.max_attempts,
+            summary.rejected
+        )));
+    }
     Ok(summary)
 }

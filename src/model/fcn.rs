@@ -24,6 +24,20 @@ impl Default for FcnConfig {
     }
 }
 
+impl FcnConfig {
+    pub fn validate(&self) -> crate::Result<()> {
+        let within = |v: &usize, max: usize| (1..=max).contains(v);
+        if !(self.filters.iter().all(|f| within(f, 4096))
+            && self.kernels.iter().all(|k| within(k, 1024)))
+        {
+            return Err(crate::Error::Config(
+                "fcn: filters must lie in [1, 4096] and kernels in [1, 1024]".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 struct Block {
     conv: Conv1d,
     bn: BatchNorm1d,

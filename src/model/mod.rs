@@ -16,7 +16,8 @@ pub use encoder::Encoder;
 pub use fcn::{Fcn, FcnConfig};
 pub use layers::{linear, linear_no_bias, Linear};
 pub use saved::{
-    export_encoder, load_encoder_weights, save_encoder, EncoderConfig, ENCODER_PREFIX,
+    encoder_digest, export_encoder, load_encoder_weights, save_encoder, EncoderConfig,
+    ENCODER_PREFIX,
 };
 pub use series::{instance_norm, SeriesConfig, SeriesEncoder};
 pub use symbol::{SymbolConfig, SymbolEncoder};

@@ -60,7 +60,22 @@ pub fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
 /// Sets every variable whose name starts with `prefix` from `values`; each of them must be
 /// there, with its shape.
 pub fn restore(varmap: &VarMap, values: &HashMap<String, Tensor>, prefix: &str) -> Result<()> {
-    for (name, var) in named(varmap, prefix) {
+    let vars = named(varmap, prefix);
+    // A saved tensor that fits no variable means the weights are of another architecture
+    // (a config edited to fewer layers, say): refuse rather than load part of them.
+    let mut unused: Vec<&String> = values
+        .keys()
+        .filter(|k| k.starts_with(prefix) && !vars.iter().any(|(n, _)| n == *k))
+        .collect();
+    if !unused.is_empty() {
+        unused.sort();
+        return Err(candle_core::Error::Msg(format!(
+            "{} saved tensor(s) fit no variable of the model, e.g. '{}': the weights belong to another configuration",
+            unused.len(),
+            unused[0]
+        )));
+    }
+    for (name, var) in vars {
         let value = values
             .get(&name)
             .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor '{name}'")))?;

@@ -4,6 +4,7 @@
 
 use super::params;
 use super::{Encoder, Fcn, FcnConfig, SeriesConfig, SeriesEncoder};
+use crate::digest::{sha256_bytes, sha256_file};
 use crate::error::{Action, Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -57,8 +58,28 @@ impl EncoderConfig {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             Error::Request(format!("{}: not a saved encoder ({e}); pass `fcn` or a directory written by --save-encoder or `s2kit pretrain`", dir.display()))
         })?;
-        serde_json::from_str(&text).map_err(Error::json(Action::Loading, &path))
+        let cfg: EncoderConfig =
+            serde_json::from_str(&text).map_err(Error::json(Action::Loading, &path))?;
+        let valid = match &cfg {
+            EncoderConfig::Fcn(c) => c.validate(),
+            EncoderConfig::PatchTransformer(c) => c.validate(),
+        };
+        valid.map_err(|e| Error::ConfigFile {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(cfg)
     }
+}
+
+/// A digest of a saved encoder's files (config and weights): what a cached result computed
+/// from it is keyed by.
+pub fn encoder_digest(dir: &Path) -> Result<String> {
+    let parts = [CONFIG_FILE, WEIGHTS_FILE]
+        .iter()
+        .map(|f| sha256_file(&dir.join(f)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(sha256_bytes(parts.join(" ").as_bytes()))
 }
 
 /// Saves the `encoder.*` variables of `varmap` (buffers included) and `cfg` into `dir`.

@@ -10,6 +10,10 @@ use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+/// The longest window, and the most patches (attention is quadratic in them).
+const MAX_WINDOW: usize = 1 << 16;
+const MAX_PATCHES: usize = 4096;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesConfig {
@@ -30,6 +34,13 @@ impl SeriesConfig {
             return Err(crate::Error::Config(format!(
                 "model.series: length {} must be a positive multiple of patch {}",
                 self.length, self.patch
+            )));
+        }
+        if self.length > MAX_WINDOW || self.patches() > MAX_PATCHES {
+            return Err(crate::Error::Config(format!(
+                "model.series: length {} (at most {MAX_WINDOW}) in {} patches (at most {MAX_PATCHES}) is too long",
+                self.length,
+                self.patches()
             )));
         }
         self.transformer.validate("model.series.transformer")

@@ -18,9 +18,9 @@ pub struct SymbolConfig {
 
 impl SymbolConfig {
     pub fn validate(&self) -> crate::Result<()> {
-        if self.max_tokens < 4 {
+        if !(4..=4096).contains(&self.max_tokens) {
             return Err(crate::Error::Config(
-                "model.symbol.max_tokens must be >= 4".into(),
+                "model.symbol.max_tokens must lie in [4, 4096]".into(),
             ));
         }
         self.transformer.validate("model.symbol.transformer")

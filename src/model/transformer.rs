@@ -21,9 +21,15 @@ pub struct TransformerConfig {
 
 impl TransformerConfig {
     pub fn validate(&self, name: &str) -> crate::Result<()> {
-        if self.d_model == 0 || self.heads == 0 || self.d_ff == 0 || self.layers == 0 {
+        // The upper limits keep a mistyped size from becoming an allocation failure.
+        let within = |v: usize, max: usize| (1..=max).contains(&v);
+        if !(within(self.d_model, 16_384)
+            && within(self.heads, 256)
+            && within(self.d_ff, 65_536)
+            && within(self.layers, 256))
+        {
             return Err(crate::Error::Config(format!(
-                "{name}: d_model, heads, d_ff and layers must be >= 1"
+                "{name}: d_model (1..=16384), heads (1..=256), d_ff (1..=65536) and layers (1..=256) are out of range"
             )));
         }
         if !self.d_model.is_multiple_of(self.heads) {

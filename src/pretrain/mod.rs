@@ -14,4 +14,6 @@ pub use batch::PairBatch;
 pub use loader::{Pair, PairStream};
 pub use model::{Losses, SymTime};
 pub use recipe::{ModelRecipe, ObjectiveConfig, PretrainRecipe, TrainConfig};
-pub use run::{plot_losses, pretrain, PretrainRequest, PretrainSummary, StepReport};
+pub use run::{
+    plot_losses, pretrain, recorded_run, PretrainRequest, PretrainSummary, RunRecord, StepReport,
+};

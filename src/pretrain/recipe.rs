@@ -99,8 +99,40 @@ impl PretrainRecipe {
         {
             return Err(Error::Config("model.proj_dim, objectives.queue_size, train.steps and train.checkpoint_every must be >= 1, train.batch_size >= 2".into()));
         }
-        if !(t.lr > 0.0 && t.min_lr >= 0.0 && t.clip_norm > 0.0 && o.temperature > 0.0) {
-            return Err(Error::Config("train.lr, train.clip_norm and objectives.temperature must be > 0, train.min_lr >= 0".into()));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !(positive(t.lr)
+            && non_negative(t.min_lr)
+            && positive(t.clip_norm)
+            && non_negative(t.weight_decay))
+        {
+            return Err(Error::Config("train.lr and train.clip_norm must be finite and > 0, train.min_lr and train.weight_decay finite and >= 0".into()));
+        }
+        let (lo, hi) = TEMPERATURE_RANGE;
+        if !(lo as f64..=hi as f64).contains(&o.temperature) {
+            return Err(Error::Config(format!(
+                "objectives.temperature = {} must lie in [{lo}, {hi}], the range it is kept in",
+                o.temperature
+            )));
+        }
+        let weights = [o.mpm_weight, o.mlm_weight, o.itc_weight];
+        if !weights.iter().all(|w| non_negative(*w)) || weights.iter().sum::<f64>() == 0.0 {
+            return Err(Error::Config("objectives: mpm_weight, mlm_weight and itc_weight must be finite and >= 0, and not all 0 (the model would learn nothing)".into()));
+        }
+        // Upper limits: beyond them a typo becomes an allocation failure or a run of years.
+        for (name, value, max) in [
+            ("train.batch_size", t.batch_size, 1 << 16),
+            ("train.steps", t.steps, 1_000_000_000),
+            ("train.shuffle_buffer", t.shuffle_buffer, 10_000_000),
+            ("train.prefetch_batches", t.prefetch_batches, 1024),
+            ("objectives.queue_size", o.queue_size, 1 << 20),
+            ("model.proj_dim", self.model.proj_dim, 16_384),
+        ] {
+            if value > max {
+                return Err(Error::Config(format!(
+                    "{name} = {value} is more than {max}"
+                )));
+            }
         }
         Ok(())
     }

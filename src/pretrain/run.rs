@@ -7,11 +7,13 @@ use super::batch::{collate, MaskConfig};
 use super::loader::{LoaderConfig, PairStream};
 use super::model::{Losses, SymTime};
 use super::recipe::PretrainRecipe;
+use crate::digest::sha256_file;
 use crate::error::{Action, Error, Result};
+use crate::lock::lock_dir;
 use crate::model::{export_encoder, params, EncoderConfig};
 use crate::plot::{render_panels, Panel};
 use crate::rng::sample_rng;
-use crate::store::Corpus;
+use crate::store::{Corpus, MANIFEST};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::{learning_rate, AdamW};
 use candle_core::Device;
@@ -42,14 +44,40 @@ pub struct StepReport {
 struct CheckpointMeta {
     step: usize,
     recipe: PretrainRecipe,
+    /// SHA-256 of the corpus's `manifest.json`: a resumed run must read the same corpus.
+    corpus: String,
 }
 
 #[derive(Debug)]
 pub struct PretrainSummary {
     pub first_step: usize,
     pub last_step: usize,
-    pub final_losses: Losses,
+    /// The losses of the last step trained; `None` when the run was already finished.
+    pub final_losses: Option<Losses>,
     pub seconds: f64,
+}
+
+/// What a run directory's latest checkpoint says it was made from, and how far it got.
+#[derive(Debug, PartialEq)]
+pub struct RunRecord {
+    pub recipe: PretrainRecipe,
+    /// SHA-256 of the corpus manifest it trained on.
+    pub corpus: String,
+    pub step: usize,
+}
+
+/// The record of the run in `out`, or `None` when it has no checkpoint yet. A damaged
+/// checkpoint is an error.
+pub fn recorded_run(out: &Path) -> Result<Option<RunRecord>> {
+    let Some(dir) = checkpoint::latest(out) else {
+        return Ok(None);
+    };
+    let saved: Checkpoint<CheckpointMeta> = checkpoint::load(&dir)?;
+    Ok(Some(RunRecord {
+        recipe: saved.state.recipe,
+        corpus: saved.state.corpus,
+        step: saved.state.step,
+    }))
 }
 
 const METRICS_HEADER: &str =
@@ -113,8 +141,13 @@ pub fn plot_losses(run: &Path) -> Result<()> {
 pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result<PretrainSummary> {
     let recipe = &req.recipe;
     recipe.validate()?;
+    if req.stop_at == Some(0) {
+        return Err(Error::Request("--stop-at must be at least 1".into()));
+    }
     let t = &recipe.train;
     let out = req.out.as_path();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let _lock = lock_dir(out, None)?;
     let existing = checkpoint::latest(out);
     if existing.is_some() && !req.resume {
         return Err(Error::Request(format!(
@@ -122,8 +155,8 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
             out.display()
         )));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let corpus = Corpus::open(&req.data)?;
+    let corpus_digest = sha256_file(&corpus.dir.join(MANIFEST))?;
     let device = req.device.clone();
     let model = SymTime::new(&recipe.model, &recipe.objectives, &device)?;
     let mut opt = AdamW::new(model.trainable(), t.weight_decay)?;
@@ -132,6 +165,21 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
             let saved: Checkpoint<CheckpointMeta> = checkpoint::load(&dir)?;
             if saved.state.recipe != *recipe {
                 return Err(Error::Request(format!("cannot resume {}: the recipe differs from the one it was started with (see its recipe.toml)", out.display())));
+            }
+            if saved.state.corpus != corpus_digest {
+                return Err(Error::Request(format!(
+                    "cannot resume {}: it was trained on another corpus than {} (its manifest differs); pass the original --data",
+                    out.display(),
+                    req.data.display()
+                )));
+            }
+            if let Some(stop) = req.stop_at.filter(|&s| s <= saved.state.step) {
+                return Err(Error::Request(format!(
+                    "--stop-at {stop}: {} is already at step {} of {}; nothing to train",
+                    out.display(),
+                    saved.state.step,
+                    t.steps
+                )));
             }
             saved.restore("online", &model.online, &device)?;
             saved.restore("state", &model.momentum.state, &device)?;
@@ -175,12 +223,13 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
         let state = CheckpointMeta {
             step,
             recipe: recipe.clone(),
+            corpus: corpus_digest.clone(),
         };
         checkpoint::save(out, &groups, &state)
     };
     let started = Instant::now();
     let last_step = req.stop_at.unwrap_or(t.steps).min(t.steps);
-    let mut final_losses = Losses::default();
+    let mut final_losses = None;
     for step in first_step..last_step {
         let tick = Instant::now();
         let pairs = stream.next_batch()?;
@@ -214,7 +263,7 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
             losses.retrieval
         )
         .map_err(|e| Error::io(out.join("metrics.csv"), e))?;
-        final_losses = losses;
+        final_losses = Some(losses);
         progress(&StepReport {
             step: step + 1,
             steps: t.steps,

@@ -1,7 +1,8 @@
 //! A finished corpus opened for reading: its manifest and shard paths.
 
-use super::manifest::{is_part_file, sha256_file, Manifest, MANIFEST};
+use super::manifest::{check_files, is_part_file, Manifest, MANIFEST};
 use super::shard::{read_shard, ShardData};
+use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,7 @@ impl Corpus {
                 ),
             ));
         }
+        check_files(dir, &manifest)?;
         Ok(Corpus {
             dir: dir.to_path_buf(),
             manifest,
@@ -50,8 +52,18 @@ impl Corpus {
             .collect()
     }
 
+    /// Reads shard `i` after checking it against its manifest checksum, so a damaged shard is
+    /// never used.
     pub fn read_shard(&self, i: usize) -> Result<ShardData> {
-        read_shard(&self.dir.join(&self.manifest.shards[i].file))
+        let entry = &self.manifest.shards[i];
+        let path = self.dir.join(&entry.file);
+        if sha256_file(&path)? != entry.sha256 {
+            return Err(Error::corpus(
+                &path,
+                "its checksum does not match the manifest: the shard is damaged or was replaced; regenerate it (`s2kit generate --resume` with the original arguments)",
+            ));
+        }
+        read_shard(&path)
     }
 
     /// Recomputes every shard's checksum; a missing or mismatching shard is an error that

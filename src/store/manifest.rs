@@ -2,14 +2,16 @@
 //! rewritten atomically after every shard, so it never lists a partial one. Each of W workers
 //! keeps its own part (`manifest.part-IIII-of-WWWW.json`); `merge` joins the parts.
 
-use super::shard::Compression;
+use super::shard::{shard_file_name, Compression, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "manifest.json";
+
+/// The most shards in one corpus (the manifest lists each; 10,000-sample shards make it ten
+/// billion samples).
+pub const MAX_SHARDS: u64 = 1_000_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ShardEntry {
@@ -88,10 +90,73 @@ impl Manifest {
         self.spec == other.spec
     }
 
+    /// Reads a manifest and checks that it is one s2kit could have written (see `check`).
     pub fn load(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::corpus(path, format!("invalid manifest: {e}")))
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::corpus(path, format!("invalid manifest: {e}")))?;
+        manifest
+            .check()
+            .map_err(|why| Error::corpus(path, format!("invalid manifest: {why}")))?;
+        Ok(manifest)
+    }
+
+    /// Edits that would make a reader count, or open, the wrong thing: an unknown version,
+    /// impossible sizes, a shard listed twice or outside this part's share, a file name that
+    /// is not the shard's own (such as `../x.h5`), or counts that do not add up.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format_version {} is not supported (this s2kit reads {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        let spec = &self.spec;
+        if spec.samples == 0 || spec.shard_size == 0 || spec.workers == 0 {
+            return Err("samples, shard_size and workers must be at least 1".into());
+        }
+        if self.n_shards() > MAX_SHARDS {
+            return Err(format!("more than {MAX_SHARDS} shards"));
+        }
+        if self.worker.is_some_and(|w| w >= spec.workers) {
+            return Err(format!(
+                "worker index out of range for {} workers",
+                spec.workers
+            ));
+        }
+        let mut previous = None;
+        for s in &self.shards {
+            let at = format!("shard entry {}", s.index);
+            if previous.is_some_and(|p| s.index <= p) {
+                return Err(format!("{at} is listed twice or out of order"));
+            }
+            previous = Some(s.index);
+            let ids = self.ids_of(s.index);
+            let owner = s.index % spec.workers as u64;
+            if s.index >= self.n_shards() || self.worker.is_some_and(|w| owner != w as u64) {
+                return Err(format!("{at} is not a shard of this corpus or part"));
+            }
+            if s.file != shard_file_name(s.index) {
+                return Err(format!(
+                    "{at} names file '{}', not {}",
+                    s.file,
+                    shard_file_name(s.index)
+                ));
+            }
+            let count = ids.end - ids.start;
+            if (s.first_id, s.end_id) != (ids.start, ids.end)
+                || s.samples.checked_add(s.failed) != Some(count)
+            {
+                return Err(format!(
+                    "{at}: ids {}..{} with {} samples and {} failed do not match its {count} ids {}..{}",
+                    s.first_id, s.end_id, s.samples, s.failed, ids.start, ids.end
+                ));
+            }
+            if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("{at}: sha256 is not a SHA-256 digest"));
+            }
+        }
+        Ok(())
     }
 
     /// Writes to a temporary file, syncs it, then renames over the target.
@@ -129,18 +194,28 @@ pub fn manifest_path(dir: &Path, worker: u32, workers: u32) -> PathBuf {
     }
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
+/// Every listed shard file exists with the size the manifest gives (a cheap check; the
+/// checksum is verified when a shard is read).
+pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<()> {
+    for s in &manifest.shards {
+        let path = dir.join(&s.file);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() == s.bytes => {}
+            Ok(m) => {
+                return Err(Error::corpus(
+                    &path,
+                    format!("is {} bytes but the manifest lists {}", m.len(), s.bytes),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::corpus(
+                    &path,
+                    format!("listed in the manifest but unreadable: {e}"),
+                ))
+            }
         }
-        hasher.update(&buf[..n]);
     }
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(())
 }
 
 /// Joins the W worker parts in `dir` into `manifest.json`. Every part must be present,
@@ -199,6 +274,7 @@ pub fn merge(dir: &Path) -> Result<Manifest> {
     merged.worker = None;
     merged.shards = parts.into_iter().flat_map(|p| p.shards).collect();
     merged.shards.sort_by_key(|s| s.index);
+    check_files(dir, &merged)?;
     merged.save(&dir.join(MANIFEST))?;
     Ok(merged)
 }

@@ -9,7 +9,7 @@ mod shard;
 mod writer;
 
 pub use corpus::Corpus;
-pub use manifest::{merge, CorpusSpec, Manifest, ShardEntry, MANIFEST};
+pub use manifest::{merge, CorpusSpec, Manifest, ShardEntry, MANIFEST, MAX_SHARDS};
 pub use record::{Outcome, Sample, SampleKind, NOT_ODE};
 pub use shard::{read_shard, Compression, ShardData};
 pub use writer::CorpusWriter;

@@ -2,10 +2,12 @@
 //! stored with its manifest entry, and the manifest is rewritten after every shard. The
 //! generator only schedules work and hands finished shards over.
 
-use super::manifest::{manifest_path, sha256_file, CorpusSpec, Manifest, ShardEntry, MANIFEST};
+use super::manifest::{manifest_path, CorpusSpec, Manifest, ShardEntry, MANIFEST};
 use super::record::Outcome;
 use super::shard::{shard_file_name, write_shard, ShardMeta, FORMAT_VERSION};
+use crate::digest::sha256_file;
 use crate::error::{Error, Result};
+use crate::lock::{is_lock_file, lock_dir, Lock};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,8 @@ pub struct CorpusWriter {
     manifest: Manifest,
     config_json: String,
     worker: u32,
+    /// This worker's claim on `out`, held until the writer is dropped.
+    _lock: Lock,
 }
 
 impl CorpusWriter {
@@ -24,6 +28,8 @@ impl CorpusWriter {
     /// match are kept, and a directory holding a different corpus is refused.
     pub fn open(out: &Path, spec: &CorpusSpec, worker: u32, resume: bool) -> Result<CorpusWriter> {
         prepare_dir(out)?;
+        let role = (spec.workers > 1).then(|| format!("worker-{worker:04}-of-{:04}", spec.workers));
+        let lock = lock_dir(out, role.as_deref())?;
         let plan = Manifest {
             format_version: FORMAT_VERSION,
             spec: spec.clone(),
@@ -46,6 +52,7 @@ impl CorpusWriter {
             manifest,
             config_json,
             worker,
+            _lock: lock,
         })
     }
 
@@ -56,10 +63,10 @@ impl CorpusWriter {
 
     /// This worker's shards that are not finished yet, in order.
     pub fn todo(&self) -> Vec<u64> {
-        let done: Vec<u64> = self.manifest.shards.iter().map(|s| s.index).collect();
+        let done: Vec<u64> = self.manifest.shards.iter().map(|s| s.index).collect(); // sorted
         self.manifest
             .shards_of(self.worker)
-            .filter(|j| !done.contains(j))
+            .filter(|j| done.binary_search(j).is_err())
             .collect()
     }
 
@@ -134,10 +141,12 @@ fn check_fresh(out: &Path, plan: &Manifest, worker: u32) -> Result<()> {
         )))
     };
     if plan.spec.workers == 1 {
-        let mut entries = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?;
-        if let Some(entry) = entries.next() {
+        for entry in std::fs::read_dir(out).map_err(|e| Error::io(out, e))? {
             let name = entry.map_err(|e| Error::io(out, e))?.file_name();
-            return not_empty(format!("'{}' (it is not empty)", name.to_string_lossy()));
+            let name = name.to_string_lossy();
+            if !is_lock_file(&name) {
+                return not_empty(format!("'{name}' (it is not empty)"));
+            }
         }
         return Ok(());
     }

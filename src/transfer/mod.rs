@@ -23,8 +23,10 @@ pub use metrics::{mean_std, score, ClassCounts, Scores};
 pub use minirocket::MiniRocket;
 pub use report::{SeedResult, Selection, TransferReport};
 pub use ridge::{default_alphas, RidgeClassifier};
+pub use ucr::{dataset_digest, TsDataset};
 
 use crate::error::{Error, Result};
+use crate::lock::{is_lock_file, lock_dir};
 use crate::model::{
     linear, load_encoder_weights, params, save_encoder, Encoder, EncoderConfig, FcnConfig, Linear,
 };
@@ -35,7 +37,7 @@ use fit::{evaluate, to_tensors, Batchable};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use ucr::{prepare, stratified_split, Prepared, TsDataset};
+use ucr::{prepare, stratified_split, Prepared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -212,7 +214,9 @@ impl TransferRequest {
                     "--save-encoder keeps trained weights; the linear protocol trains none".into(),
                 ));
             }
-            let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+            let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| !is_lock_file(&e.file_name().to_string_lossy())))
+            });
             if occupied && !self.overwrite {
                 return Err(Error::Request(format!(
                     "--save-encoder {}: the directory is not empty; pass --force to replace what is there",
@@ -268,6 +272,14 @@ pub fn run_transfer(
     progress: &dyn Fn(TransferProgress),
 ) -> Result<TransferReport> {
     req.validate()?;
+    // Claimed before any work, so two runs cannot write one encoder directory.
+    let _lock = match &req.save_encoder {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            Some(lock_dir(dir, None)?)
+        }
+        None => None,
+    };
     let device = &req.device;
     let PreparedSet {
         dataset,

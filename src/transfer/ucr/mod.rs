@@ -7,4 +7,4 @@ mod ts;
 
 pub use prepare::{prepare, Prepared};
 pub use split::stratified_split;
-pub use ts::TsDataset;
+pub use ts::{dataset_digest, TsDataset};

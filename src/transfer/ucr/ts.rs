@@ -3,6 +3,7 @@
 //! multivariate, equal or unequal length; `?` and `NaN` for missing values. Every error names
 //! the file and the line.
 
+use crate::digest::{sha256_bytes, sha256_file};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -260,6 +261,13 @@ fn split_paths(dir: &Path) -> Result<(String, PathBuf, PathBuf)> {
         }
     }
     Ok((name, train, test))
+}
+
+/// A digest of a dataset directory's TRAIN and TEST files.
+pub fn dataset_digest(dir: &Path) -> Result<String> {
+    let (_, train, test) = split_paths(dir)?;
+    let parts = [sha256_file(&train)?, sha256_file(&test)?];
+    Ok(sha256_bytes(parts.join(" ").as_bytes()))
 }
 
 impl TsDataset {
