@@ -148,6 +148,9 @@ pub fn summarize(corpus: &Corpus, on_shard: &dyn Fn()) -> Result<CorpusSummary> 
     Ok(sum)
 }
 
+/// The most samples one picture shows (a row each).
+const MAX_PLOTTED: usize = 500;
+
 /// Draws the first `count` samples of `corpus` to the PNG `out`: one row per sample, its
 /// inputs, then up to `max_outputs` outputs titled by their symbols (shortened to fit).
 /// Returns each drawn output's full equation, `(sample id, "y0 = ...")`.
@@ -157,10 +160,10 @@ pub fn plot_samples(
     count: usize,
     max_outputs: usize,
 ) -> Result<Vec<(u64, String)>> {
-    if count == 0 || max_outputs == 0 {
-        return Err(Error::Request(
-            "--count and --max-outputs must be at least 1".into(),
-        ));
+    if !(1..=MAX_PLOTTED).contains(&count) || !(1..=64).contains(&max_outputs) {
+        return Err(Error::Request(format!(
+            "--count must lie in [1, {MAX_PLOTTED}] and --max-outputs in [1, 64]"
+        )));
     }
     let mut panels = Vec::new();
     let mut equations = Vec::new();

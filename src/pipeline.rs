@@ -1,16 +1,21 @@
 //! `s2kit run RECIPE`: the whole pipeline under one run directory: generate a corpus,
 //! pretrain a model on it, evaluate its encoder on real classification sets (linear probe,
 //! fine-tune, and the same architecture from scratch) next to an FCN from scratch, and print
-//! one table. Finished stages are kept, so rerunning an interrupted pipeline continues it.
+//! one table. Finished stages are kept, so rerunning an interrupted pipeline continues it;
+//! a stage whose inputs changed is never reused (see `run_pipeline`).
 
 use crate::checks::read_toml;
+use crate::digest::{sha256_bytes, sha256_file};
 use crate::error::{Action, Error, Result};
 use crate::generate::{generate_corpus, GenerateRequest};
+use crate::lock::lock_dir;
+use crate::model::{encoder_digest, EncoderConfig};
 use crate::preset::GeneratorConfig;
-use crate::pretrain::{pretrain, PretrainRecipe, PretrainRequest};
-use crate::store::{Compression, Corpus};
+use crate::pretrain::{pretrain, recorded_run, PretrainRecipe, PretrainRequest};
+use crate::store::{Compression, Corpus, Manifest, MANIFEST};
 use crate::transfer::{
-    run_transfer, FitConfig, ModelSpec, Protocol, TransferReport, TransferRequest,
+    dataset_digest, run_transfer, FitConfig, ModelSpec, Protocol, TransferReport, TransferRequest,
+    TsDataset,
 };
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -108,6 +113,11 @@ pub enum Stage<'a> {
         dataset: &'a str,
         column: &'a str,
     },
+    /// A stale output is being removed to be redone (`--rerun-stale`).
+    Replacing {
+        path: &'a Path,
+        why: &'a str,
+    },
 }
 
 /// The table: one row per dataset, accuracy and macro-F1 (mean over seeds) per column.
@@ -153,46 +163,115 @@ fn columns(encoder: &Path, extra: &[PathBuf]) -> Vec<(String, ModelSpec, Protoco
         .collect()
 }
 
-/// Runs every unfinished stage of `recipe`, pretraining and transfer on `device`.
+/// The stages' requests, built (and every input checked) before the first stage starts, so a
+/// missing dataset fails in a second rather than after hours of generation and pretraining.
+struct Plan {
+    generate: GenerateRequest,
+    pretrain: PretrainRecipe,
+}
+
+fn plan(recipe: &PipelineRecipe) -> Result<Plan> {
+    let g = &recipe.generate;
+    let generate = GenerateRequest {
+        config: GeneratorConfig::from_file(&g.preset)?,
+        seed: g.seed,
+        samples: g.samples,
+        shard_size: g.shard_size,
+        out: recipe.out.join("corpus"),
+        worker: 0,
+        workers: 1,
+        resume: true,
+        compression: Compression::Lzf,
+        threads: 0,
+    };
+    let mut pretrain = PretrainRecipe::from_file(&recipe.pretrain.recipe)?;
+    if let Some(steps) = recipe.pretrain.steps {
+        pretrain.train.steps = steps;
+    }
+    pretrain.validate()?;
+    let window = pretrain.model.series.length;
+    if window > generate.config.length {
+        return Err(Error::Config(format!(
+            "{}: the model window {window} is longer than the series of {} (length {})",
+            recipe.pretrain.recipe.display(),
+            g.preset.display(),
+            generate.config.length
+        )));
+    }
+    for dataset in &recipe.transfer.datasets {
+        TsDataset::load(dataset)?;
+    }
+    for dir in &recipe.transfer.encoders {
+        EncoderConfig::load(dir)?;
+    }
+    Ok(Plan { generate, pretrain })
+}
+
+/// A stage whose recorded inputs differ from the recipe's: removed and redone when the user
+/// asked for it (`rerun_stale`), refused otherwise; never reused.
+fn stale(path: &Path, why: &str, rerun_stale: bool, progress: &dyn Fn(Stage)) -> Result<()> {
+    if !rerun_stale {
+        return Err(Error::Request(format!(
+            "{} is stale: {why}; pass --rerun-stale to replace it (and the stages after it), or set a new `out` in the recipe",
+            path.display()
+        )));
+    }
+    progress(Stage::Replacing { path, why });
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.map_err(|e| Error::io(path, e))
+}
+
+/// Runs every unfinished stage of `recipe`, pretraining and transfer on `device`. Each stage
+/// is keyed by a digest of its inputs (its recipe section and its upstream stage's output):
+/// a finished stage is reused only when they match.
 pub fn run_pipeline(
     recipe: &PipelineRecipe,
     device: &Device,
+    rerun_stale: bool,
     progress: &dyn Fn(Stage),
 ) -> Result<PipelineReport> {
+    let plan = plan(recipe)?;
     let out = &recipe.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let corpus_dir = out.join("corpus");
-    if Corpus::open(&corpus_dir).is_err() {
-        progress(Stage::Generating);
-        let g = &recipe.generate;
-        let req = GenerateRequest {
-            config: GeneratorConfig::from_file(&g.preset)?,
-            seed: g.seed,
-            samples: g.samples,
-            shard_size: g.shard_size,
-            out: corpus_dir.clone(),
-            worker: 0,
-            workers: 1,
-            resume: true,
-            compression: Compression::Lzf,
-            threads: 0,
-        };
-        generate_corpus(&req, &|_| {})?;
+    let _lock = lock_dir(out, None)?;
+
+    let corpus_dir = &plan.generate.out;
+    let manifest = corpus_dir.join(MANIFEST);
+    if manifest.exists() && Manifest::load(&manifest)?.spec != plan.generate.spec()? {
+        let why = "the recipe's [generate] section or its preset changed since it was generated";
+        stale(corpus_dir, why, rerun_stale, progress)?;
     }
+    if Corpus::open(corpus_dir).is_err() {
+        progress(Stage::Generating);
+        generate_corpus(&plan.generate, &|_| {})?;
+    }
+    let corpus_digest = sha256_file(&manifest)?;
 
     let run_dir = out.join("pretrain");
-    if !run_dir.join("encoder.json").exists() {
-        let mut p = PretrainRecipe::from_file(&recipe.pretrain.recipe)?;
-        if let Some(steps) = recipe.pretrain.steps {
-            p.train.steps = steps;
+    let record = match recorded_run(&run_dir)? {
+        Some(r) if r.recipe != plan.pretrain || r.corpus != corpus_digest => {
+            let why = "the pretraining recipe or the corpus changed since it was trained";
+            stale(&run_dir, why, rerun_stale, progress)?;
+            None
         }
-        let resume = crate::train::checkpoint::latest(&run_dir).is_some();
+        r => r,
+    };
+    if record.is_none() && EncoderConfig::load(&run_dir).is_ok() {
+        let why = "its encoder has no checkpoint recording what it was trained from";
+        stale(&run_dir, why, rerun_stale, progress)?;
+    }
+    let steps = plan.pretrain.train.steps;
+    if !record.as_ref().is_some_and(|r| r.step == steps) || EncoderConfig::load(&run_dir).is_err() {
         let req = PretrainRequest {
-            recipe: p,
+            recipe: plan.pretrain.clone(),
             device: device.clone(),
-            data: corpus_dir,
+            data: corpus_dir.clone(),
             out: run_dir.clone(),
-            resume,
+            resume: record.is_some(),
             stop_at: None,
         };
         pretrain(&req, &|r| {
@@ -215,39 +294,53 @@ pub fn run_pipeline(
             .and_then(|n| n.to_str())
             .unwrap_or("dataset")
             .to_string();
+        let data_digest = dataset_digest(dataset)?;
         let mut cells = Vec::new();
         for (label, model, protocol, fcn) in &cols {
-            progress(Stage::Transferring {
-                dataset: &name,
-                column: label,
-            });
+            let req = TransferRequest {
+                dataset: dataset.clone(),
+                model: model.clone(),
+                protocol: *protocol,
+                seeds: t.seeds,
+                fit: FitConfig {
+                    max_epochs: if *fcn { t.fcn_epochs } else { t.epochs },
+                    ..FitConfig::default()
+                },
+                val_fraction: 0.2,
+                save_encoder: None,
+                overwrite: false,
+                layer: None,
+                device: device.clone(),
+            };
+            let inputs = cell_digest(&req, &data_digest)?;
             let path = transfer_dir.join(format!("{name}-{label}.json"));
             let cached = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
-            let (acc, f1) = match cached {
+            let reusable = cached
+                .as_ref()
+                .filter(|v| v[INPUTS_KEY].as_str() == Some(inputs.as_str()));
+            let (acc, f1) = match reusable {
                 Some(v) => (
                     v["accuracy_mean"].as_f64().unwrap_or(f64::NAN),
                     v["macro_f1_mean"].as_f64().unwrap_or(f64::NAN),
                 ),
                 None => {
-                    let req = TransferRequest {
-                        dataset: dataset.clone(),
-                        model: model.clone(),
-                        protocol: *protocol,
-                        seeds: t.seeds,
-                        fit: FitConfig {
-                            max_epochs: if *fcn { t.fcn_epochs } else { t.epochs },
-                            ..FitConfig::default()
-                        },
-                        val_fraction: 0.2,
-                        save_encoder: None,
-                        overwrite: false,
-                        layer: None,
-                        device: device.clone(),
-                    };
+                    if path.exists() {
+                        let why = "its model, dataset or the recipe's [transfer] settings changed since it was computed";
+                        stale(&path, why, rerun_stale, progress)?;
+                    }
+                    progress(Stage::Transferring {
+                        dataset: &name,
+                        column: label,
+                    });
                     let report: TransferReport = run_transfer(&req, &|_| {})?;
-                    report.write_json(&path)?;
+                    let mut value = serde_json::to_value(&report)
+                        .map_err(Error::json(Action::Saving, &path))?;
+                    value[INPUTS_KEY] = inputs.into();
+                    let text = serde_json::to_string_pretty(&value)
+                        .map_err(Error::json(Action::Saving, &path))?;
+                    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
                     (report.accuracy_mean, report.macro_f1_mean)
                 }
             };
@@ -266,6 +359,29 @@ pub fn run_pipeline(
     std::fs::write(out.join("summary.md"), format_table(&report))
         .map_err(|e| Error::io(out.join("summary.md"), e))?;
     Ok(report)
+}
+
+/// The key under which a cached cell records the digest of its inputs.
+const INPUTS_KEY: &str = "inputs_sha256";
+
+/// The digest of everything a transfer cell depends on: the request's settings, the
+/// dataset's files and, for a saved encoder, its files.
+fn cell_digest(req: &TransferRequest, data_digest: &str) -> Result<String> {
+    let encoder = match &req.model {
+        ModelSpec::Saved(dir) => Some(encoder_digest(dir)?),
+        _ => None,
+    };
+    let inputs = serde_json::json!({
+        "dataset": data_digest,
+        "model": format!("{:?}", req.model),
+        "encoder": encoder,
+        "protocol": req.protocol,
+        "seeds": req.seeds,
+        "fit": req.fit,
+        "val_fraction": req.val_fraction,
+        "layer": req.layer,
+    });
+    Ok(sha256_bytes(inputs.to_string().as_bytes()))
 }
 
 /// A Markdown table of accuracy / macro-F1 per dataset and column.

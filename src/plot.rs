@@ -44,17 +44,45 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Draws `panels` row by row, `columns` per row, each `panel_size` pixels.
+/// The largest image drawn (about 300 MB of bitmap).
+const MAX_PIXELS: u64 = 100_000_000;
+
+/// Draws `panels` row by row, `columns` per row, each `panel_size` pixels, to the PNG `path`.
 pub fn render_panels(
     path: &Path,
     panels: &[Panel],
     columns: usize,
     panel_size: (u32, u32),
 ) -> Result<()> {
-    register_font();
+    let refuse = |why: String| Error::Request(format!("{}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(refuse(
+            "is a directory; give a file name ending in .png".into(),
+        ));
+    }
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        return Err(refuse(
+            "the plot is a PNG: give a file name ending in .png".into(),
+        ));
+    }
     let columns = columns.max(1);
     let rows = panels.len().div_ceil(columns).max(1);
-    let size = (panel_size.0 * columns as u32, panel_size.1 * rows as u32);
+    let (width, height) = (
+        panel_size.0 as u64 * columns as u64,
+        panel_size.1 as u64 * rows as u64,
+    );
+    // The bitmap is held in memory at 3 bytes a pixel.
+    if width * height > MAX_PIXELS {
+        return Err(refuse(format!(
+            "a {width} x {height} image is more than {} megapixels; draw fewer samples",
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    let size = (width as u32, height as u32);
+    register_font();
     let err = |e: &dyn std::fmt::Display| {
         Error::Other(format!("{}: cannot draw plot: {e}", path.display()))
     };

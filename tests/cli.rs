@@ -258,11 +258,21 @@ fn the_pipeline_runs_from_one_recipe() {
         &format!(
             "out = \"{}\"\n[generate]\npreset = \"{preset}\"\nsamples = 60\nseed = 1\nshard_size = 30\n[pretrain]\nrecipe = \"{pretrain}\"\n\
 [transfer]\ndatasets = [\"{root}/data/ucr/ItalyPowerDemand\"]\nseeds = 1\nepochs = 2\nfcn_epochs = 1\n\
-encoders = [\"{}/pretrain\"]\n",
+encoders = [\"{root}/models/tiny-mixed-1m\"]\n",
             out.display(),
-            out.display()
         ),
     );
+    // A missing dataset is found before any stage starts, not after generation.
+    let missing = write(
+        d,
+        "missing.toml",
+        &std::fs::read_to_string(&recipe)
+            .unwrap()
+            .replace("ItalyPowerDemand", "NoSuchSet"),
+    );
+    fails_with(s2kit(&["run", &missing]), "NoSuchSet");
+    assert!(!out.join("corpus").exists(), "a stage ran before the check");
+
     let result = s2kit(&["run", &recipe]);
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(
@@ -274,9 +284,37 @@ encoders = [\"{}/pretrain\"]\n",
         stdout.contains("| ItalyPowerDemand |")
             && stdout.contains("finetune")
             && stdout.contains("FCN")
-            && stdout.contains("MiniRocket | pretrain |"),
+            && stdout.contains("MiniRocket | tiny-mixed-1m |"),
         "{stdout}"
     );
+    // Rerun unchanged: every stage is reused, the table is the same.
+    let again = s2kit(&["run", &recipe]);
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+
+    // Each changed stage is refused, never reused; --rerun-stale redoes it and says so.
+    let mut text = std::fs::read_to_string(&recipe).unwrap();
+    for (from, to, stage) in [
+        ("seed = 1\n", "seed = 2\n", "corpus is stale"),
+        (
+            "epochs = 2",
+            "epochs = 3",
+            "ItalyPowerDemand-scratch.json is stale",
+        ),
+    ] {
+        text = text.replacen(from, to, 1);
+        std::fs::write(&recipe, &text).unwrap();
+        fails_with(s2kit(&["run", &recipe]), stage);
+        let redone = s2kit(&["run", &recipe, "--rerun-stale"]);
+        let stderr = String::from_utf8_lossy(&redone.stderr);
+        assert!(
+            redone.status.success() && stderr.contains("replacing"),
+            "{stderr}"
+        );
+    }
+    let pretrain_text = std::fs::read_to_string(&pretrain).unwrap();
+    std::fs::write(&pretrain, pretrain_text.replace("lr = 1e-3", "lr = 2e-3")).unwrap();
+    fails_with(s2kit(&["run", &recipe]), "pretrain is stale");
     for f in [
         "summary.md",
         "summary.json",
@@ -284,7 +322,7 @@ encoders = [\"{}/pretrain\"]\n",
         "pretrain/encoder.json",
         "transfer/ItalyPowerDemand-linear.json",
         "transfer/ItalyPowerDemand-MiniRocket.json",
-        "transfer/ItalyPowerDemand-pretrain.json",
+        "transfer/ItalyPowerDemand-tiny-mixed-1m.json",
     ] {
         assert!(out.join(f).exists(), "{f} missing");
     }

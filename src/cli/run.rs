@@ -15,6 +15,10 @@ pub struct RunArgs {
     /// `--features cuda`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Remove and redo any finished stage whose inputs changed since it ran (its recipe
+    /// section, its preset, or the stage before it). Without it such a stage is refused.
+    #[arg(long)]
+    rerun_stale: bool,
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
@@ -29,7 +33,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         pb.set_message(line);
     };
-    let report = run_pipeline(&recipe, &device, &|stage| match stage {
+    let report = run_pipeline(&recipe, &device, a.rerun_stale, &|stage| match stage {
         Stage::Generating => log("generating the corpus".into()),
         Stage::Pretraining { step, steps, loss } => {
             pb.set_length(steps as u64);
@@ -41,6 +45,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         Stage::Transferring { dataset, column } => {
             pb.set_length(0);
             log(format!("transfer: {dataset}, {column}"));
+        }
+        Stage::Replacing { path, why } => {
+            // Kept on screen, not overwritten by the next stage: the user should see it.
+            pb.suspend(|| eprintln!("replacing {}: {why}", path.display()));
         }
     })?;
     pb.finish_and_clear();

@@ -266,6 +266,58 @@ impl PreparedSet {
     }
 }
 
+/// Refuses data no classifier can be fitted to, and says what the report should note: classes
+/// left out of validation, channels with nothing to read.
+fn data_notes(dataset: &TsDataset, protocol: Protocol) -> Result<Vec<String>> {
+    let counts = dataset.train.class_counts();
+    let present: Vec<&String> = counts
+        .iter()
+        .zip(&dataset.train.class_names)
+        .filter(|(&n, _)| n > 0)
+        .map(|(_, name)| name)
+        .collect();
+    if present.len() < 2 {
+        return Err(Error::Request(format!(
+            "{}: TRAIN holds cases of {} class(es) ({}); a classifier needs at least two",
+            dataset.name,
+            present.len(),
+            present
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut notes = Vec::new();
+    let singletons: Vec<&str> = counts
+        .iter()
+        .zip(&dataset.train.class_names)
+        .filter(|(&n, _)| n == 1)
+        .map(|(_, name)| name.as_str())
+        .collect();
+    if protocol != Protocol::Linear && !singletons.is_empty() {
+        if counts.iter().all(|&n| n < 2) {
+            return Err(Error::Request(format!(
+                "{}: no TRAIN class has two cases, so there is no validation split to select an epoch on; use --protocol linear (it selects by leave-one-out)",
+                dataset.name
+            )));
+        }
+        notes.push(format!(
+            "class(es) {} have one TRAIN case each: they are trained on but absent from the validation split",
+            singletons.join(", ")
+        ));
+    }
+    for (split, data) in [("TRAIN", &dataset.train), ("TEST", &dataset.test)] {
+        let n = data.degenerate_channels();
+        if n > 0 {
+            notes.push(format!(
+                "{n} {split} channel(s) have fewer than two observed values (all missing or a single point); they were filled with a constant"
+            ));
+        }
+    }
+    Ok(notes)
+}
+
 /// Runs every seed of `req` and returns the report.
 pub fn run_transfer(
     req: &TransferRequest,
@@ -288,6 +340,7 @@ pub fn run_transfer(
         train: train_all,
         test,
     } = PreparedSet::load(&req.dataset, &req.model)?;
+    let notes = data_notes(&dataset, req.protocol)?;
     let classes = dataset.train.class_names.len();
     let channels = dataset.train.n_channels();
 
@@ -365,6 +418,7 @@ pub fn run_transfer(
         req,
         length,
         seeds,
+        notes,
     ))
 }
 

@@ -70,6 +70,8 @@ pub struct TransferReport {
     pub macro_f1_std: f64,
     pub per_class: Vec<ClassSummary>,
     pub seeds: Vec<SeedResult>,
+    /// What the data made the evaluation do that a reader should know (see `data_notes`).
+    pub notes: Vec<String>,
 }
 
 impl TransferReport {
@@ -79,6 +81,7 @@ impl TransferReport {
         req: &TransferRequest,
         length: usize,
         seeds: Vec<SeedResult>,
+        notes: Vec<String>,
     ) -> Self {
         let acc: Vec<f64> = seeds.iter().map(|s| s.scores.accuracy).collect();
         let f1: Vec<f64> = seeds.iter().map(|s| s.scores.macro_f1).collect();
@@ -119,6 +122,7 @@ impl TransferReport {
             macro_f1_std,
             per_class,
             seeds,
+            notes,
         }
     }
 
@@ -183,6 +187,9 @@ impl std::fmt::Display for TransferReport {
                 format!("{}/{}", c.correct_over_seeds, c.test_cases * r.seeds.len()),
                 c.f1_mean
             )?;
+        }
+        for note in &r.notes {
+            writeln!(f, "note: {note}")?;
         }
         Ok(())
     }

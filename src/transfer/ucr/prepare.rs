@@ -44,7 +44,7 @@ impl Prepared {
     }
 }
 
-fn fill_missing(x: &mut [f32]) {
+fn fill_missing(x: &mut [f64]) {
     let observed: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite()).collect();
     let (Some(&first), Some(&last)) = (observed.first(), observed.last()) else {
         x.iter_mut().for_each(|v| *v = 0.0);
@@ -56,14 +56,14 @@ fn fill_missing(x: &mut [f32]) {
     for pair in observed.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         for i in a + 1..b {
-            let w = (i - a) as f32 / (b - a) as f32;
+            let w = (i - a) as f64 / (b - a) as f64;
             x[i] = x[a] * (1.0 - w) + x[b] * w;
         }
     }
 }
 
 /// Linear resampling of `x` onto `len` evenly spaced points spanning the same interval.
-fn resample(x: &[f32], len: usize) -> Vec<f32> {
+fn resample(x: &[f64], len: usize) -> Vec<f64> {
     match x.len() {
         0 => vec![0.0; len],
         1 => vec![x[0]; len],
@@ -76,24 +76,25 @@ fn resample(x: &[f32], len: usize) -> Vec<f32> {
                     0.0
                 };
                 let k = (pos.floor() as usize).min(n - 2);
-                let w = (pos - k as f64) as f32;
+                let w = pos - k as f64;
                 x[k] * (1.0 - w) + x[k + 1] * w
             })
             .collect(),
     }
 }
 
-fn z_normalize(x: &mut [f32]) {
+/// In f64, and with a threshold relative to the values' own size, so that the result does not
+/// depend on the scale of the data: a set multiplied by 1e-40 normalises like the original.
+fn z_normalize(x: &mut [f64]) {
     let n = x.len().max(1) as f64;
-    let mean = x.iter().map(|v| *v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
     let sd = var.sqrt();
+    let size = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    // Below this the spread is rounding error: the channel is constant.
+    let constant = sd <= 1e-12 * size || sd == 0.0;
     for v in x.iter_mut() {
-        *v = if sd > 1e-8 {
-            ((*v as f64 - mean) / sd) as f32
-        } else {
-            0.0
-        };
+        *v = if constant { 0.0 } else { (*v - mean) / sd };
     }
 }
 
@@ -110,7 +111,7 @@ pub fn prepare(split: &TsSplit, length: usize, z_normalise: bool) -> Prepared {
             if z_normalise {
                 z_normalize(&mut c);
             }
-            values.extend_from_slice(&c);
+            values.extend(c.iter().map(|&v| v as f32));
         }
     }
     Prepared {
@@ -128,10 +129,10 @@ mod tests {
 
     #[test]
     fn missing_values_are_interpolated() {
-        let mut x = [f32::NAN, 1.0, f32::NAN, f32::NAN, 4.0, f32::NAN];
+        let mut x = [f64::NAN, 1.0, f64::NAN, f64::NAN, 4.0, f64::NAN];
         fill_missing(&mut x);
         assert_eq!(x, [1.0, 1.0, 2.0, 3.0, 4.0, 4.0]);
-        let mut empty = [f32::NAN; 3];
+        let mut empty = [f64::NAN; 3];
         fill_missing(&mut empty);
         assert_eq!(empty, [0.0; 3]);
     }
@@ -148,10 +149,20 @@ mod tests {
     fn z_normalisation_is_per_channel_and_safe_for_constants() {
         let mut x = [1.0, 2.0, 3.0];
         z_normalize(&mut x);
-        assert!((x.iter().sum::<f32>()).abs() < 1e-6);
-        assert!((x[2] - 1.224_744_9).abs() < 1e-5);
+        assert!((x.iter().sum::<f64>()).abs() < 1e-12);
+        assert!((x[2] - 1.224_744_871_391_589).abs() < 1e-12);
         let mut c = [5.0; 4];
         z_normalize(&mut c);
         assert_eq!(c, [0.0; 4]);
+        // Scale-free: the same shape at 1e-40 normalises to the same values.
+        let mut tiny = [1e-40, 2e-40, 3e-40];
+        z_normalize(&mut tiny);
+        assert!(
+            tiny.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-9),
+            "{tiny:?}"
+        );
+        let mut c = [0.1 + 0.2; 5];
+        z_normalize(&mut c);
+        assert_eq!(c, [0.0; 5], "a constant stays constant despite rounding");
     }
 }

@@ -8,16 +8,37 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// One split of a classification set. `series[i][c]` is channel c of case i (lengths may
-/// differ between cases); `labels[i]` indexes `class_names`, in `@classLabel` order.
+/// differ between cases); `labels[i]` indexes `class_names`, in `@classLabel` order. Values
+/// are kept in f64 until they are normalised, so that a set's scale (1e-40 or 1e30) does not
+/// cost precision.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TsSplit {
     pub problem: String,
     pub class_names: Vec<String>,
-    pub series: Vec<Vec<Vec<f32>>>,
+    pub series: Vec<Vec<Vec<f64>>>,
     pub labels: Vec<usize>,
 }
 
 impl TsSplit {
+    /// Channels of cases with fewer than two observed values (all missing, or a single
+    /// point): they carry no shape, and preprocessing makes them constant.
+    pub fn degenerate_channels(&self) -> usize {
+        self.series
+            .iter()
+            .flatten()
+            .filter(|c| c.iter().filter(|v| v.is_finite()).count() < 2)
+            .count()
+    }
+
+    /// TRAIN cases per class, in `class_names` order.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.class_names.len()];
+        for &l in &self.labels {
+            counts[l] += 1;
+        }
+        counts
+    }
+
     pub fn n_channels(&self) -> usize {
         self.series.first().map(|s| s.len()).unwrap_or(0)
     }
@@ -58,7 +79,10 @@ fn read_ts(path: &Path) -> Result<TsSplit> {
 
 /// Parses `.ts` text; `path` is used in error messages.
 fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
+    // Editors on Windows start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut problem = String::new();
+    let mut univariate = None;
     let mut class_names: Option<Vec<String>> = None;
     let mut dimensions: Option<usize> = None;
     let mut series_length: Option<usize> = None;
@@ -90,8 +114,11 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
                         "@timeStamps true is not supported",
                     ));
                 }
-                "missing" | "univariate" => {
-                    parse_bool(path, line_no, &key, value)?;
+                "missing" => {
+                    parse_bool(path, line_no, "missing", value)?;
+                }
+                "univariate" => {
+                    univariate = Some((parse_bool(path, line_no, "univariate", value)?, line_no))
                 }
                 "equallength" => equal_length = parse_bool(path, line_no, "equalLength", value)?,
                 "serieslength" => {
@@ -127,7 +154,19 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
                             "@classLabel true lists no classes",
                         ));
                     }
-                    class_names = Some(rest[1..].iter().map(|s| s.to_string()).collect());
+                    let names: Vec<String> = rest[1..].iter().map(|s| s.to_string()).collect();
+                    if let Some(dup) = names
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+                    {
+                        return Err(parse_error(
+                            path,
+                            line_no,
+                            format!("@classLabel lists class '{dup}' twice"),
+                        ));
+                    }
+                    class_names = Some(names);
                 }
                 "data" => {
                     if class_names.is_none() {
@@ -167,7 +206,17 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
                 )
             })?;
         let dims = &fields[..fields.len() - 1];
-        let expected = dimensions.or_else(|| series.first().map(|s: &Vec<Vec<f32>>| s.len()));
+        if univariate.is_some_and(|(u, _)| u) && dims.len() != 1 {
+            return Err(parse_error(
+                path,
+                line_no,
+                format!(
+                    "row has {} dimensions but the file says @univariate true",
+                    dims.len()
+                ),
+            ));
+        }
+        let expected = dimensions.or_else(|| series.first().map(|s: &Vec<Vec<f64>>| s.len()));
         if let Some(expected) = expected {
             if dims.len() != expected {
                 return Err(parse_error(
@@ -179,21 +228,22 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
         }
         let mut channels = Vec::with_capacity(dims.len());
         for (d, field) in dims.iter().enumerate() {
-            let values: Result<Vec<f32>> = field
+            let values: Result<Vec<f64>> = field
                 .split(',')
                 .map(|v| {
                     let v = v.trim();
                     if v == "?" || v.eq_ignore_ascii_case("nan") {
-                        Ok(f32::NAN)
-                    } else {
-                        v.parse::<f32>().map_err(|_| {
-                            parse_error(
-                                path,
-                                line_no,
-                                format!("dimension {d}: '{v}' is not a number"),
-                            )
-                        })
+                        return Ok(f64::NAN);
                     }
+                    let bad = |why: &str| {
+                        parse_error(path, line_no, format!("dimension {d}: '{v}' {why}"))
+                    };
+                    let x = v.parse::<f64>().map_err(|_| bad("is not a number"))?;
+                    // Models compute in f32: a value it cannot hold would become infinity.
+                    if !x.is_finite() || x.abs() > f32::MAX as f64 {
+                        return Err(bad("is beyond the f32 range (±3.4e38)"));
+                    }
+                    Ok(x)
                 })
                 .collect();
             channels.push(values?);
@@ -226,6 +276,13 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
             path,
             text.lines().count().max(1),
             "no data rows after @data",
+        ));
+    }
+    if let (Some((true, at)), Some(declared)) = (univariate, dimensions.filter(|&d| d != 1)) {
+        return Err(parse_error(
+            path,
+            at,
+            format!("@univariate true, but @dimensions {declared}"),
         ));
     }
     Ok(TsSplit {
