@@ -31,6 +31,34 @@ pub fn check_range(name: &str, lo: f64, hi: f64, min: f64) -> Result<()> {
     Ok(())
 }
 
+/// Checks, before any work, that an output file can be written at `path`: its directory
+/// exists, it is not a directory itself, and an existing file is replaced only if `overwrite`.
+pub fn check_output_file(path: &Path, overwrite: bool) -> Result<()> {
+    let refuse = |why: &str| Err(Error::Request(format!("{}: {why}", path.display())));
+    if path.is_dir() {
+        return refuse("is a directory; give a file name");
+    }
+    if path.exists() && !overwrite {
+        return refuse("exists; pass --force to replace it");
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if parent.is_some_and(|p| !p.is_dir()) {
+        return refuse("its directory does not exist");
+    }
+    Ok(())
+}
+
+/// Checks `min <= value <= max` for the count stored under `name`. The upper limit keeps a
+/// mistyped count from becoming an allocation failure or a run that never ends.
+pub fn check_count(name: &str, value: usize, min: usize, max: usize) -> Result<()> {
+    if !(min..=max).contains(&value) {
+        return Err(Error::Config(format!(
+            "{name} = {value} must lie in [{min}, {max}]"
+        )));
+    }
+    Ok(())
+}
+
 pub fn check_prob(name: &str, p: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::Config(format!("{name} = {p} must lie in [0, 1]")));

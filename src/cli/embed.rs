@@ -1,5 +1,6 @@
 use clap::Args;
-use s2kit::transfer::{check_target, embed, EmbedRequest, ModelSpec};
+use s2kit::checks::check_output_file;
+use s2kit::transfer::{embed, EmbedRequest, ModelSpec};
 use s2kit::Result;
 use std::path::PathBuf;
 
@@ -32,7 +33,7 @@ pub struct EmbedArgs {
 }
 
 pub fn run(a: EmbedArgs) -> Result<()> {
-    check_target(&a.out, a.force)?;
+    check_output_file(&a.out, a.force)?;
     let req = EmbedRequest {
         dataset: a.dataset,
         model: ModelSpec::parse(&a.model),

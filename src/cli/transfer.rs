@@ -1,5 +1,6 @@
 use super::progress;
 use clap::Args;
+use s2kit::checks::check_output_file;
 use s2kit::transfer::{
     run_transfer, FitConfig, ModelSpec, Protocol, TransferProgress, TransferRequest,
 };
@@ -59,6 +60,10 @@ pub struct TransferArgs {
 }
 
 pub fn run(a: TransferArgs) -> Result<()> {
+    if let Some(path) = &a.json {
+        // A report rewrites its own earlier copy; a bad path is found before the work.
+        check_output_file(path, true)?;
+    }
     let req = TransferRequest {
         dataset: a.dataset,
         model: ModelSpec::parse(&a.model),

@@ -2,7 +2,7 @@
 //! the unit circle, so every draw is stationary by construction.
 
 use super::Excitation;
-use crate::checks::check_range;
+use crate::checks::{check_count, check_range};
 use crate::error::{Error, Result};
 use crate::rng::{uniform, SampleRng};
 use rand::Rng;
@@ -46,11 +46,9 @@ impl Default for ArmaConfig {
 
 impl ArmaConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.p_max < 1 || self.q_max < 1 {
-            return Err(Error::Config(
-                "excitation.arma: p_max and q_max must be >= 1".into(),
-            ));
-        }
+        check_count("excitation.arma.p_max", self.p_max, 1, 64)?;
+        check_count("excitation.arma.q_max", self.q_max, 1, 64)?;
+        check_count("excitation.arma.burn_in", self.burn_in, 0, 100_000)?;
         check_range(
             "excitation.arma.complex_modulus",
             self.complex_modulus[0],
@@ -86,7 +84,7 @@ impl ArmaConfig {
             self.ma_scale[1],
             0.0,
         )?;
-        if self.max_abs <= 0.0 {
+        if self.max_abs.is_nan() || self.max_abs <= 0.0 {
             return Err(Error::Config("excitation.arma.max_abs must be > 0".into()));
         }
         Ok(())

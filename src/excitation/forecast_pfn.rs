@@ -43,9 +43,9 @@ impl ForecastPfnConfig {
             "excitation.forecast_pfn.transition_prob",
             self.transition_prob,
         )?;
-        if self.max_start_day.is_nan() || self.max_start_day < 0.0 {
+        if !(self.max_start_day.is_finite() && self.max_start_day >= 0.0) {
             return Err(Error::Config(
-                "excitation.forecast_pfn.max_start_day must be >= 0".into(),
+                "excitation.forecast_pfn.max_start_day must be finite and >= 0".into(),
             ));
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! wavelet-like bursts, noise proportional to the signal's RMS, and an RMS cap.
 
 use super::Excitation;
-use crate::checks::{check_prob, check_range};
+use crate::checks::{check_count, check_prob, check_range};
 use crate::error::Result;
 use crate::rng::{uniform, SampleRng};
 use rand::Rng;
@@ -60,6 +60,13 @@ impl ImfConfig {
             check_range(&format!("excitation.imf.{n}"), r[0], r[1], min)
         };
         let u = |r: [usize; 2]| [r[0] as f64, r[1] as f64];
+        for (name, r) in [
+            ("base_modes", self.base_modes),
+            ("choice_modes", self.choice_modes),
+            ("wavelets", self.wavelets),
+        ] {
+            check_count(&format!("excitation.imf.{name}[1]"), r[1], 0, 64)?;
+        }
         c("base_modes", u(self.base_modes), 0.0)?;
         c("choice_modes", u(self.choice_modes), 0.0)?;
         c("wavelets", u(self.wavelets), 0.0)?;

@@ -11,7 +11,7 @@
 //! linear kernel is a random line.
 
 use super::Excitation;
-use crate::checks::check_range;
+use crate::checks::check_count;
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use rand::Rng;
@@ -41,11 +41,11 @@ impl Default for KernelSynthConfig {
 
 impl KernelSynthConfig {
     pub fn validate(&self) -> Result<()> {
-        check_range(
+        check_count(
             "excitation.kernel_synth.max_kernels",
-            1.0,
-            self.max_kernels as f64,
-            1.0,
+            self.max_kernels,
+            1,
+            64,
         )?;
         if self.periods.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
             return Err(Error::Config(

@@ -3,8 +3,8 @@
 //! multinomial share, as in the reference.
 
 use super::Excitation;
-use crate::checks::{check_prob, check_range};
-use crate::error::{Error, Result};
+use crate::checks::{check_count, check_prob, check_range};
+use crate::error::Result;
 use crate::rng::SampleRng;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -32,12 +32,7 @@ impl Default for MixtureConfig {
 
 impl MixtureConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.k_max < 1 {
-            return Err(Error::Config(format!(
-                "excitation.mixture.k_max = {} but must be >= 1",
-                self.k_max
-            )));
-        }
+        check_count("excitation.mixture.k_max", self.k_max, 1, 64)?;
         check_range(
             "excitation.mixture.k_min..k_max",
             self.k_min as f64,

@@ -11,7 +11,7 @@ pub use catalogue::System;
 pub use random::RandomRhsConfig;
 pub use solver::{solve_on_grid, SolveError, Tolerance};
 
-use crate::checks::check_prob;
+use crate::checks::{check_count, check_prob};
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use crate::symbolic::{eval_point, Expr, PointEnv, TreeSampler};
@@ -130,11 +130,12 @@ impl OdeConfig {
                 "ode.systems weights must be >= 0 with a positive sum".into(),
             ));
         }
-        if !(self.rtol > 0.0 && self.atol > 0.0) || self.max_steps == 0 {
+        if !(self.rtol.is_finite() && self.rtol > 0.0 && self.atol.is_finite() && self.atol > 0.0) {
             return Err(Error::Config(
-                "ode: rtol, atol and max_steps must be > 0".into(),
+                "ode: rtol and atol must be finite and > 0".into(),
             ));
         }
+        check_count("ode.max_steps", self.max_steps, 1, 10_000_000)?;
         self.random.validate()
     }
 

@@ -3,7 +3,7 @@
 //! draws bounded (the rest are rejected by validation).
 
 use super::{three_digits, OdeProblem};
-use crate::checks::{check_prob, check_range};
+use crate::checks::{check_count, check_prob, check_range};
 use crate::error::Result;
 use crate::rng::{uniform, SampleRng};
 use crate::symbolic::{Expr, TreeSampler, Var};
@@ -38,7 +38,8 @@ impl Default for RandomRhsConfig {
 
 impl RandomRhsConfig {
     pub fn validate(&self) -> Result<()> {
-        check_range("ode.random.max_states", 1.0, self.max_states as f64, 1.0)?;
+        check_count("ode.random.max_states", self.max_states, 1, 16)?;
+        check_count("ode.random.max_inputs", self.max_inputs, 0, 6)?;
         check_prob("ode.random.time_prob", self.time_prob)?;
         check_range("ode.random.damping", self.damping[0], self.damping[1], 0.0)?;
         check_range("ode.random.t_end", self.t_end[0], self.t_end[1], 1e-9)?;

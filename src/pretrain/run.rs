@@ -141,9 +141,6 @@ pub fn plot_losses(run: &Path) -> Result<()> {
 pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result<PretrainSummary> {
     let recipe = &req.recipe;
     recipe.validate()?;
-    if req.stop_at == Some(0) {
-        return Err(Error::Request("--stop-at must be at least 1".into()));
-    }
     let t = &recipe.train;
     let out = req.out.as_path();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;

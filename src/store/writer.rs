@@ -27,7 +27,8 @@ impl CorpusWriter {
     /// worker would write must not exist yet; with it, finished shards whose checksums still
     /// match are kept, and a directory holding a different corpus is refused.
     pub fn open(out: &Path, spec: &CorpusSpec, worker: u32, resume: bool) -> Result<CorpusWriter> {
-        prepare_dir(out)?;
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        // Creating the lock file also proves the directory writable before any work.
         let role = (spec.workers > 1).then(|| format!("worker-{worker:04}-of-{:04}", spec.workers));
         let lock = lock_dir(out, role.as_deref())?;
         let plan = Manifest {
@@ -37,10 +38,11 @@ impl CorpusWriter {
             shards: Vec::new(),
         };
         let path = manifest_path(out, worker, spec.workers);
-        let manifest = if resume {
+        let manifest = if resume && path.exists() {
             resume_manifest(out, plan, &path)?
         } else {
-            check_fresh(out, &plan, worker)?;
+            // Nothing of ours to resume: as for a fresh run, foreign files are not written among.
+            check_fresh(out, &plan, worker, resume)?;
             plan
         };
         manifest.save(&path)?;
@@ -123,20 +125,18 @@ impl CorpusWriter {
     }
 }
 
-/// Creates `out` and proves it is writable before any work is done.
-fn prepare_dir(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let probe = out.join(".s2kit-write-test");
-    std::fs::write(&probe, b"").map_err(|e| Error::io(out, e))?;
-    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
-}
-
-/// Without --resume, refuses a directory that already holds this run's files. A single worker
-/// wants an empty directory; among W workers, each only checks the files it would write.
-fn check_fresh(out: &Path, plan: &Manifest, worker: u32) -> Result<()> {
+/// For a run with nothing to resume, refuses a directory that already holds files where it
+/// would write. A single worker wants an empty directory (lock files aside); among W workers,
+/// each only checks the files it would write.
+fn check_fresh(out: &Path, plan: &Manifest, worker: u32, resume: bool) -> Result<()> {
     let not_empty = |what: String| {
+        let advice = if resume {
+            "it holds no manifest of a run to resume; choose an empty --out"
+        } else {
+            "pass --resume to continue that run, or choose an empty --out"
+        };
         Err(Error::Request(format!(
-            "{} already contains {what}; pass --resume to continue that run, or choose an empty --out",
+            "{} already contains {what}; {advice}",
             out.display()
         )))
     };
@@ -166,9 +166,6 @@ fn check_fresh(out: &Path, plan: &Manifest, worker: u32) -> Result<()> {
 /// With --resume: keeps the finished shards whose checksums still match, and refuses a
 /// directory that holds a different corpus.
 fn resume_manifest(out: &Path, plan: Manifest, path: &Path) -> Result<Manifest> {
-    if !path.exists() {
-        return Ok(plan);
-    }
     let existing = Manifest::load(path)?;
     if !existing.same_corpus(&plan) {
         return Err(Error::Request(format!(

@@ -3,6 +3,7 @@
 //! operators inserted above small subtrees, then affine prefactors.
 
 use super::{BinaryOp, Expr, UnaryOp, Var};
+use crate::checks::check_count;
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
 use rand::seq::SliceRandom;
@@ -166,9 +167,27 @@ impl SymbolicConfig {
                 "symbolic.prefactor_min_exponent exceeds prefactor_max_exponent".into(),
             ));
         }
-        if self.max_binary_ops_offset == 0 {
+        check_count(
+            "symbolic.max_binary_ops_offset",
+            self.max_binary_ops_offset,
+            1,
+            64,
+        )?;
+        check_count(
+            "symbolic.binary_ops_per_input",
+            self.binary_ops_per_input,
+            0,
+            64,
+        )?;
+        check_count("symbolic.max_unary_ops", self.max_unary_ops, 0, 64)?;
+        check_count("symbolic.max_unary_depth", self.max_unary_depth, 0, 64)?;
+        let exponents = -30..=30;
+        if !(exponents.contains(&self.prefactor_min_exponent)
+            && exponents.contains(&self.prefactor_max_exponent))
+        {
             return Err(Error::Config(
-                "symbolic.max_binary_ops_offset must be >= 1".into(),
+                "symbolic.prefactor_min_exponent and prefactor_max_exponent must lie in [-30, 30]"
+                    .into(),
             ));
         }
         Ok(())

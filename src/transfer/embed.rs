@@ -9,6 +9,7 @@
 //! every series was resampled to). Features are raw: standardise them on TRAIN yourself.
 
 use super::{frozen_features, ModelSpec, PreparedSet, TRANSFER_STREAM};
+use crate::checks::check_output_file;
 use crate::error::{Error, Result};
 use crate::rng::sample_rng;
 use candle_core::Device;
@@ -65,21 +66,10 @@ pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
     })
 }
 
-/// Refuses an existing `path` unless `overwrite` (check it before computing features).
-pub fn check_target(path: &Path, overwrite: bool) -> Result<()> {
-    if path.exists() && !overwrite {
-        return Err(Error::Request(format!(
-            "{} exists; pass --force to replace it",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 impl Embedding {
     /// Writes the HDF5 file described above. An existing file is kept unless `overwrite`.
     pub fn write(&self, path: &Path, overwrite: bool) -> Result<()> {
-        check_target(path, overwrite)?;
+        check_output_file(path, overwrite)?;
         let h5 = |e: hdf5::Error| Error::hdf5(path, e);
         let file = hdf5::File::create(path).map_err(h5)?;
         for (name, (features, labels)) in [("train", &self.train), ("test", &self.test)] {

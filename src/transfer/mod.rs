@@ -17,7 +17,7 @@ mod report;
 mod ridge;
 mod ucr;
 
-pub use embed::{check_target, embed, EmbedRequest, Embedding};
+pub use embed::{embed, EmbedRequest, Embedding};
 pub use fit::{fit, FitConfig, FitReport};
 pub use metrics::{mean_std, score, ClassCounts, Scores};
 pub use minirocket::MiniRocket;
@@ -182,15 +182,26 @@ fn initialised_classifier(
     Ok((classifier, varmap))
 }
 
+/// The most seeds one evaluation runs (each is a full fit).
+const MAX_SEEDS: u64 = 1000;
+
 impl TransferRequest {
     fn validate(&self) -> Result<()> {
-        if self.seeds == 0 {
-            return Err(Error::Request("--seeds must be at least 1".into()));
+        if !(1..=MAX_SEEDS).contains(&self.seeds) {
+            return Err(Error::Request(format!(
+                "--seeds must lie in [1, {MAX_SEEDS}]"
+            )));
         }
         if self.fit.max_epochs == 0 || self.fit.batch_size == 0 {
             return Err(Error::Request(
                 "--epochs and --batch-size must be at least 1".into(),
             ));
+        }
+        if !(self.fit.lr.is_finite() && self.fit.lr > 0.0) {
+            return Err(Error::Request(format!(
+                "--lr {} must be finite and > 0",
+                self.fit.lr
+            )));
         }
         if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
             return Err(Error::Request(
