@@ -265,7 +265,8 @@ pub fn run_pipeline(
         stale(&run_dir, why, rerun_stale, progress)?;
     }
     let steps = plan.pretrain.train.steps;
-    if !record.as_ref().is_some_and(|r| r.step == steps) || EncoderConfig::load(&run_dir).is_err() {
+    let finished = record.as_ref().is_some_and(|r| r.step == steps);
+    if !finished || EncoderConfig::load(&run_dir).is_err() {
         let req = PretrainRequest {
             recipe: plan.pretrain.clone(),
             device: device.clone(),

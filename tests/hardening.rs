@@ -119,6 +119,8 @@ fn a_second_writer_on_one_output_is_refused() {
     succeeds(s2kit(&resume));
 }
 
+type ManifestEdit = dyn Fn(&mut serde_json::Value);
+
 #[test]
 fn edited_manifests_and_damaged_shards_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -126,7 +128,7 @@ fn edited_manifests_and_damaged_shards_are_refused() {
     let path = dir.join("manifest.json");
     let original = std::fs::read_to_string(&path).unwrap();
     let json: serde_json::Value = serde_json::from_str(&original).unwrap();
-    let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let edits: Vec<(&str, Box<ManifestEdit>)> = vec![
         (
             "listed twice",
             Box::new(|m| {
