@@ -119,6 +119,56 @@ fn a_second_writer_on_one_output_is_refused() {
     succeeds(s2kit(&resume));
 }
 
+#[test]
+fn every_writer_takes_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = corpus(tmp.path(), 100, &[]);
+    let held = tmp.path().join("held");
+    std::fs::create_dir(&held).unwrap();
+    let _lock = s2kit::lock::lock_dir(&held, None).unwrap();
+    let in_use = format!("in use by pid {}", std::process::id());
+    let recipe = "recipes/pretrain-tiny.toml";
+    fails_with(
+        s2kit(&[
+            "pretrain",
+            "--recipe",
+            recipe,
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(&held),
+        ]),
+        &in_use,
+    );
+    fails_with(s2kit(&["merge", path_str(&held)]), &in_use);
+    fails_with(
+        s2kit(&[
+            "transfer",
+            "--dataset",
+            "data/ucr/ItalyPowerDemand",
+            "--model",
+            "fcn",
+            "--protocol",
+            "scratch",
+            "--epochs",
+            "1",
+            "--save-encoder",
+            path_str(&held),
+        ]),
+        &in_use,
+    );
+    let generate_out = s2kit(&[
+        "generate",
+        "--config",
+        &preset(tmp.path(), "length = 32\n"),
+        "--samples",
+        "10",
+        "--out",
+        path_str(&held),
+    ]);
+    fails_with(generate_out, &in_use);
+}
+
 type ManifestEdit = dyn Fn(&mut serde_json::Value);
 
 #[test]

@@ -4,6 +4,7 @@
 
 use super::shard::{shard_file_name, Compression, FORMAT_VERSION};
 use crate::error::{Error, Result};
+use crate::lock::lock_dir;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -221,6 +222,7 @@ pub fn check_files(dir: &Path, manifest: &Manifest) -> Result<()> {
 /// Joins the W worker parts in `dir` into `manifest.json`. Every part must be present,
 /// complete and describe the same corpus.
 pub fn merge(dir: &Path) -> Result<Manifest> {
+    let _lock = lock_dir(dir, None)?;
     let mut parts = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
