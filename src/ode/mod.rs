@@ -9,12 +9,12 @@ mod solver;
 
 pub use catalogue::System;
 pub use random::RandomRhsConfig;
-pub use solver::{solve_on_grid, SolveError, Tolerance};
+pub use solver::{solve_on_grid, SolveError, Stepping, Tolerance};
 
 use crate::checks::{check_count, check_prob};
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
-use crate::symbolic::{eval_point, Expr, PointEnv, TreeSampler};
+use crate::symbolic::{Expr, PointEnv, PointProgram, TreeSampler};
 use rand::Rng;
 use rand_distr::{weighted::WeightedIndex, Distribution};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,8 @@ impl OdeProblem {
         let dt = self.t_end / (len.max(2) - 1) as f64;
         let grid: Vec<f64> = (0..len).map(|k| k as f64 * dt).collect();
         let mut x_now = vec![0.0; forcing.len()];
+        let programs: Vec<PointProgram> = self.rhs.iter().map(PointProgram::new).collect();
+        let mut stack = Vec::new();
         let mut rhs = |interval: usize, t: f64, y: &[f64], dy: &mut [f64]| {
             let frac = ((t - grid[interval]) / dt).clamp(0.0, 1.0);
             for (x, series) in x_now.iter_mut().zip(forcing) {
@@ -62,11 +64,17 @@ impl OdeProblem {
                 states: y,
                 t,
             };
-            for (d, f) in dy.iter_mut().zip(&self.rhs) {
-                *d = eval_point(f, &env);
+            for (d, f) in dy.iter_mut().zip(&programs) {
+                *d = f.eval(&env, &mut stack);
             }
         };
-        solve_on_grid(&mut rhs, &self.y0, &grid, tol)
+        // A forcing is only smooth between grid points; without one the grid need not bind.
+        let stepping = if forcing.is_empty() {
+            Stepping::Dense
+        } else {
+            Stepping::EveryGridPoint
+        };
+        solve_on_grid(&mut rhs, &self.y0, &grid, tol, stepping)
     }
 }
 
@@ -105,6 +113,8 @@ pub struct OdeConfig {
     pub rtol: f64,
     pub atol: f64,
     pub max_steps: usize,
+    /// See [`Tolerance::max_steps_per_interval`].
+    pub max_steps_per_interval: usize,
 }
 
 impl Default for OdeConfig {
@@ -117,6 +127,7 @@ impl Default for OdeConfig {
             rtol: tol.rtol,
             atol: tol.atol,
             max_steps: tol.max_steps,
+            max_steps_per_interval: tol.max_steps_per_interval,
         }
     }
 }
@@ -136,6 +147,12 @@ impl OdeConfig {
             ));
         }
         check_count("ode.max_steps", self.max_steps, 1, 10_000_000)?;
+        check_count(
+            "ode.max_steps_per_interval",
+            self.max_steps_per_interval,
+            1,
+            100_000,
+        )?;
         self.random.validate()
     }
 
@@ -184,6 +201,7 @@ impl OdeSampler {
             rtol: self.cfg.rtol,
             atol: self.cfg.atol,
             max_steps: self.cfg.max_steps,
+            max_steps_per_interval: self.cfg.max_steps_per_interval,
             bound,
         }
     }

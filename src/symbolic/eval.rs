@@ -1,7 +1,7 @@
 //! Evaluation. Whole series are evaluated node by node over buffers (never point by point
-//! through a parser); ODE solvers use the scalar form at single time points.
+//! through a parser); ODE solvers use a flattened program at single time points.
 
-use super::{Expr, Var};
+use super::{BinaryOp, Expr, UnaryOp, Var};
 
 /// Evaluates `expr` over series of length `len`; `inputs[i]` is channel `x{i}`.
 /// Each node owns its buffer, so no operator can alias or modify a child's values.
@@ -38,20 +38,90 @@ pub struct PointEnv<'a> {
     pub t: f64,
 }
 
-pub fn eval_point(expr: &Expr, env: &PointEnv) -> f64 {
-    match expr {
-        Expr::Const(c) => *c,
-        Expr::Var(Var::Input(i)) => env.inputs[*i],
-        Expr::Var(Var::State(j)) => env.states[*j],
-        Expr::Var(Var::Time) => env.t,
-        Expr::Unary(op, a) => op.apply(eval_point(a, env)),
-        Expr::Binary(op, a, b) => op.apply(eval_point(a, env), eval_point(b, env)),
+/// One step of a [`PointProgram`].
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Const(f64),
+    Input(usize),
+    State(usize),
+    Time,
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+}
+
+/// An expression flattened to postfix order for evaluation at single points, as an ODE
+/// solver does millions of times per sample: one pass over a flat array and a small value
+/// stack, instead of a recursive walk over boxed nodes (which took three quarters of ODE
+/// generation time). Each operation is the same as in the tree, in the same order, so the
+/// result is bit-identical to evaluating the tree.
+#[derive(Clone, Debug)]
+pub struct PointProgram {
+    steps: Vec<Step>,
+    /// The deepest the value stack gets.
+    depth: usize,
+}
+
+impl PointProgram {
+    pub fn new(expr: &Expr) -> PointProgram {
+        fn emit(e: &Expr, steps: &mut Vec<Step>, height: usize, depth: &mut usize) {
+            *depth = (*depth).max(height + 1);
+            match e {
+                Expr::Const(c) => steps.push(Step::Const(*c)),
+                Expr::Var(Var::Input(i)) => steps.push(Step::Input(*i)),
+                Expr::Var(Var::State(j)) => steps.push(Step::State(*j)),
+                Expr::Var(Var::Time) => steps.push(Step::Time),
+                Expr::Unary(op, a) => {
+                    emit(a, steps, height, depth);
+                    steps.push(Step::Unary(*op));
+                }
+                Expr::Binary(op, a, b) => {
+                    emit(a, steps, height, depth);
+                    emit(b, steps, height + 1, depth);
+                    steps.push(Step::Binary(*op));
+                }
+            }
+        }
+        let (mut steps, mut depth) = (Vec::new(), 0);
+        emit(expr, &mut steps, 0, &mut depth);
+        PointProgram { steps, depth }
+    }
+
+    /// The value at `env`; `stack` is scratch space, reused between calls.
+    pub fn eval(&self, env: &PointEnv, stack: &mut Vec<f64>) -> f64 {
+        stack.clear();
+        stack.resize(self.depth, 0.0);
+        let mut top = 0; // values on the stack
+        for step in &self.steps {
+            match *step {
+                Step::Const(c) => {
+                    stack[top] = c;
+                    top += 1;
+                }
+                Step::Input(i) => {
+                    stack[top] = env.inputs[i];
+                    top += 1;
+                }
+                Step::State(j) => {
+                    stack[top] = env.states[j];
+                    top += 1;
+                }
+                Step::Time => {
+                    stack[top] = env.t;
+                    top += 1;
+                }
+                Step::Unary(op) => stack[top - 1] = op.apply(stack[top - 1]),
+                Step::Binary(op) => {
+                    top -= 1;
+                    stack[top - 1] = op.apply(stack[top - 1], stack[top]);
+                }
+            }
+        }
+        stack[0]
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BinaryOp, UnaryOp};
     use super::*;
 
     #[test]
@@ -128,7 +198,8 @@ mod tests {
                 states: &[],
                 t: 0.0,
             };
-            assert_eq!(eval_point(&e, &env), series[k]);
+            let mut stack = Vec::new();
+            assert_eq!(PointProgram::new(&e).eval(&env, &mut stack), series[k]);
         }
     }
 }
