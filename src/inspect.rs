@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::excitation::method_name;
 use crate::ode::System;
 use crate::plot::{render_panels, Panel};
-use crate::store::{Corpus, SampleKind, ShardData, NOT_ODE};
+use crate::store::{Corpus, Rejections, SampleKind, ShardData, NOT_ODE};
 use crate::symbolic::operator_counts;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -66,6 +66,9 @@ pub struct CorpusSummary {
     pub reject_rate: f64,
     /// Mean rejected candidates per accepted sample.
     pub retries_per_sample: f64,
+    /// The rejected candidates by reason (zeros for corpora written before reasons were
+    /// counted).
+    pub rejections: Rejections,
     pub kinds: BTreeMap<String, u64>,
     pub ode_systems: BTreeMap<String, u64>,
     pub input_dims: BTreeMap<usize, u64>,
@@ -135,6 +138,7 @@ pub fn summarize(corpus: &Corpus, on_shard: &dyn Fn()) -> Result<CorpusSummary> 
         sum.samples += entry.samples;
         sum.failed += entry.failed;
         sum.rejected_candidates += entry.rejected;
+        sum.rejections.add(&entry.rejections);
         on_shard();
     }
     sum.inputs.finish();

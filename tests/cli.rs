@@ -144,6 +144,11 @@ fn generate_inspect_and_plot_work_end_to_end() {
     let accepted = summary["samples"].as_u64().unwrap();
     assert_eq!(accepted + summary["failed"].as_u64().unwrap(), 40);
     assert!(summary["kinds"]["ode"].as_u64().unwrap() > 0);
+    // Every rejected candidate is counted under one reason.
+    let reasons = summary["rejections"].as_object().unwrap();
+    let by_reason: u64 = reasons.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(by_reason, summary["rejected_candidates"].as_u64().unwrap());
+    assert!(by_reason > 0 && reasons.len() == 8, "{reasons:?}");
 
     let png = tmp.path().join("samples.png");
     let out = s2kit(&[

@@ -78,7 +78,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         let v = serde_json::json!({
             "out": a.out, "shards_written": summary.shards_written, "shards_skipped": summary.shards_skipped,
             "accepted": summary.accepted, "failed": summary.failed, "rejected_candidates": summary.rejected,
-            "seconds": summary.seconds, "ids_per_second": rate,
+            "rejections": summary.rejections, "seconds": summary.seconds, "ids_per_second": rate,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
     } else {

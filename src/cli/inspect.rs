@@ -49,6 +49,16 @@ fn print_text(c: &CorpusSummary) {
         100.0 * c.reject_rate,
         c.retries_per_sample
     );
+    let reasons: Vec<String> = c
+        .rejections
+        .named()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if !reasons.is_empty() {
+        println!("  by reason: {}", reasons.join(", "));
+    }
     histogram("kinds", &c.kinds);
     if !c.ode_systems.is_empty() {
         histogram("ODE systems", &c.ode_systems);

@@ -6,7 +6,7 @@
 use super::sample::Generator;
 use crate::error::{Error, Result};
 use crate::preset::GeneratorConfig;
-use crate::store::{Compression, CorpusSpec, CorpusWriter, Outcome, MAX_SHARDS};
+use crate::store::{Compression, CorpusSpec, CorpusWriter, Outcome, Rejections, MAX_SHARDS};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
@@ -34,6 +34,8 @@ pub struct GenerateSummary {
     pub accepted: u64,
     pub failed: u64,
     pub rejected: u64,
+    /// The rejected candidates by reason.
+    pub rejections: Rejections,
     pub seconds: f64,
     /// Sample ids this run had to generate (excluding resumed shards).
     pub ids_generated: u64,
@@ -150,6 +152,7 @@ pub fn generate_corpus(
                 summary_w.accepted += entry.samples;
                 summary_w.failed += entry.failed;
                 summary_w.rejected += entry.rejected;
+                summary_w.rejections.add(&entry.rejections);
             }
             Ok(())
         });

@@ -1,12 +1,14 @@
 //! One sample: sample `id` of `seed` is a pure function of (seed, id, config).
 
-use super::validate::{check_conditioning, check_series, z_score, PERTURBATION};
+use super::validate::{
+    check_conditioning, check_series, count_solver_failure, z_score, PERTURBATION,
+};
 use crate::error::Result;
 use crate::excitation::ExcitationSampler;
 use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
 use crate::rng::{sample_rng, uniform, SampleRng};
-use crate::store::{Outcome, Sample, SampleKind, NOT_ODE};
+use crate::store::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
 use crate::symbolic::{eval_series, TreeSampler};
 use rand::Rng;
 
@@ -28,7 +30,8 @@ struct Inputs {
 }
 
 impl Inputs {
-    /// The accepted sample built on these inputs, stored as f32.
+    /// The accepted sample built on these inputs, stored as f32, with the candidates rejected
+    /// before it.
     fn into_sample(
         self,
         id: u64,
@@ -36,9 +39,9 @@ impl Inputs {
         ode_system: u8,
         outputs: &[Vec<f64>],
         symbols: Vec<String>,
-        rejected: u32,
-    ) -> Sample {
-        Sample {
+        rejections: Rejections,
+    ) -> Outcome {
+        let sample = Sample {
             id,
             kind,
             ode_system,
@@ -46,8 +49,9 @@ impl Inputs {
             input_methods: self.methods,
             outputs: outputs.iter().map(|y| to_f32(y)).collect(),
             symbols,
-            rejected,
-        }
+            rejected: rejections.total() as u32,
+        };
+        Outcome::Accepted(sample, rejections)
     }
 }
 
@@ -98,11 +102,12 @@ impl Generator {
         let dims = &self.cfg.dims;
         let n_in = rng.random_range(dims.inputs[0]..=dims.inputs[1]);
         let n_out = rng.random_range(dims.outputs[0]..=dims.outputs[1]);
-        let mut rejected = 0u32;
-        'candidate: while rejected < v.max_attempts {
+        let budget = v.max_attempts as u64;
+        let mut tally = Rejections::default();
+        'candidate: while tally.total() < budget {
             let scale = uniform(rng, self.cfg.input_scale);
             let Some(inputs) = self.draw_inputs(rng, n_in, scale) else {
-                rejected += 1;
+                tally.constant_input += 1;
                 continue;
             };
             let mut outputs = Vec::with_capacity(n_out);
@@ -113,16 +118,18 @@ impl Generator {
                 for _ in 0..v.tree_attempts {
                     let tree = self.trees.sample(rng, n_in);
                     let y = eval_series(&tree, &inputs.values, self.cfg.length);
-                    let accepted = check_series(&y, v).is_ok() && {
+                    let verdict = check_series(&y, v).and_then(|()| {
                         let y_perturbed = eval_series(&tree, &inputs.perturbed, self.cfg.length);
-                        check_conditioning(&y, &y_perturbed, v.max_condition).is_ok()
-                    };
-                    if accepted {
-                        found = Some((tree, y));
-                        break;
+                        check_conditioning(&y, &y_perturbed, v.max_condition)
+                    });
+                    match verdict {
+                        Ok(()) => {
+                            found = Some((tree, y));
+                            break;
+                        }
+                        Err(why) => why.count(&mut tally),
                     }
-                    rejected += 1;
-                    if rejected >= v.max_attempts {
+                    if tally.total() >= budget {
                         break 'candidate;
                     }
                 }
@@ -132,47 +139,43 @@ impl Generator {
                 symbols.push(tree.to_string());
                 outputs.push(y);
             }
-            return Outcome::Accepted(inputs.into_sample(
-                id,
-                SampleKind::Explicit,
-                NOT_ODE,
-                &outputs,
-                symbols,
-                rejected,
-            ));
+            return inputs.into_sample(id, SampleKind::Explicit, NOT_ODE, &outputs, symbols, tally);
         }
-        Outcome::Failed { id, rejected }
+        Outcome::Failed {
+            id,
+            rejections: tally,
+        }
     }
 
     fn ode_sample(&self, rng: &mut SampleRng, id: u64) -> Outcome {
         let v = &self.cfg.validation;
         let tol = self.odes.tolerance(v.max_abs);
-        let mut rejected = 0u32;
-        while rejected < v.max_attempts {
+        let budget = v.max_attempts as u64;
+        let mut tally = Rejections::default();
+        while tally.total() < budget {
             let (problem, system) = self.odes.draw(rng, &self.trees);
             let Some(forcing) = self.draw_inputs(rng, problem.n_inputs, 1.0) else {
-                rejected += 1;
+                tally.constant_input += 1;
                 continue;
             };
-            let accepted = problem
-                .solve(&forcing.values, self.cfg.length, tol)
-                .ok()
-                .filter(|states| states.iter().all(|y| check_series(y, v).is_ok()));
-            let Some(states) = accepted else {
-                rejected += 1;
-                continue;
+            let states = match problem.solve(&forcing.values, self.cfg.length, tol) {
+                Ok(states) => states,
+                Err(e) => {
+                    count_solver_failure(&e, &mut tally);
+                    continue;
+                }
             };
+            if let Some(why) = states.iter().find_map(|y| check_series(y, v).err()) {
+                why.count(&mut tally);
+                continue;
+            }
             let symbols = problem.rhs.iter().map(|f| f.to_string()).collect();
-            return Outcome::Accepted(forcing.into_sample(
-                id,
-                SampleKind::Ode,
-                system,
-                &states,
-                symbols,
-                rejected,
-            ));
+            return forcing.into_sample(id, SampleKind::Ode, system, &states, symbols, tally);
         }
-        Outcome::Failed { id, rejected }
+        Outcome::Failed {
+            id,
+            rejections: tally,
+        }
     }
 }
 
@@ -202,7 +205,7 @@ mod tests {
         let g = Generator::new(&cfg).unwrap();
         let mut checked = 0usize;
         for id in 0..3000 {
-            let Outcome::Accepted(s) = g.generate(99, id) else {
+            let Outcome::Accepted(s, _) = g.generate(99, id) else {
                 continue;
             };
             for (symbol, y) in s.symbols.iter().zip(&s.outputs) {
@@ -236,7 +239,8 @@ mod tests {
         let g = Generator::new(&cfg).unwrap();
         let mut seen = 0;
         for id in 0..40 {
-            if let Outcome::Accepted(s) = g.generate(5, id) {
+            if let Outcome::Accepted(s, why) = g.generate(5, id) {
+                assert_eq!(why.total(), s.rejected as u64);
                 assert_eq!(s.kind, SampleKind::Ode);
                 assert_ne!(s.ode_system, NOT_ODE);
                 assert_eq!(s.outputs.len(), s.symbols.len());

@@ -2,7 +2,9 @@
 //! nothing is ever stitched from several draws.
 
 use crate::excitation::mean_std;
+use crate::ode::SolveError;
 use crate::preset::ValidationConfig;
+use crate::store::Rejections;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
@@ -13,6 +15,29 @@ pub enum Rejection {
     /// cos(exp(8·x)) with exp(...) ~ 1e20): its values then depend on the last bits of the
     /// maths library, and the symbol no longer describes the series.
     IllConditioned,
+}
+
+impl Rejection {
+    /// Counts this rejection in `tally`.
+    pub fn count(self, tally: &mut Rejections) {
+        let slot = match self {
+            Rejection::NonFinite => &mut tally.non_finite,
+            Rejection::OutOfBounds => &mut tally.out_of_bounds,
+            Rejection::NearConstant => &mut tally.near_constant,
+            Rejection::IllConditioned => &mut tally.ill_conditioned,
+        };
+        *slot += 1;
+    }
+}
+
+/// Counts an abandoned ODE integration in `tally`.
+pub fn count_solver_failure(e: &SolveError, tally: &mut Rejections) {
+    let slot = match e {
+        SolveError::Diverged { .. } => &mut tally.ode_diverged,
+        SolveError::StepUnderflow { .. } => &mut tally.ode_step_underflow,
+        SolveError::TooManySteps => &mut tally.ode_too_many_steps,
+    };
+    *slot += 1;
 }
 
 /// Relative perturbation applied to every input to probe conditioning.

@@ -2,6 +2,7 @@
 //! rewritten atomically after every shard, so it never lists a partial one. Each of W workers
 //! keeps its own part (`manifest.part-IIII-of-WWWW.json`); `merge` joins the parts.
 
+use super::record::Rejections;
 use super::shard::{shard_file_name, Compression, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::lock::lock_dir;
@@ -25,8 +26,11 @@ pub struct ShardEntry {
     pub samples: u64,
     /// Ids whose attempt budget ran out (absent from the shard).
     pub failed: u64,
-    /// Candidates rejected by validation, over all ids of the shard.
+    /// Candidates rejected by validation, over all ids of the shard...
     pub rejected: u64,
+    /// ...and why (absent from manifests written before the reasons were counted).
+    #[serde(default)]
+    pub rejections: Rejections,
     pub bytes: u64,
     pub sha256: String,
 }
@@ -151,6 +155,11 @@ impl Manifest {
                 return Err(format!(
                     "{at}: ids {}..{} with {} samples and {} failed do not match its {count} ids {}..{}",
                     s.first_id, s.end_id, s.samples, s.failed, ids.start, ids.end
+                ));
+            }
+            if s.rejections != Rejections::default() && s.rejections.total() != s.rejected {
+                return Err(format!(
+                    "{at}: its rejections by reason do not add up to rejected"
                 ));
             }
             if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

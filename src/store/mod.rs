@@ -10,6 +10,6 @@ mod writer;
 
 pub use corpus::Corpus;
 pub use manifest::{merge, CorpusSpec, Manifest, ShardEntry, MANIFEST, MAX_SHARDS};
-pub use record::{Outcome, Sample, SampleKind, NOT_ODE};
+pub use record::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
 pub use shard::{read_shard, Compression, ShardData};
 pub use writer::CorpusWriter;

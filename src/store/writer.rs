@@ -3,7 +3,7 @@
 //! generator only schedules work and hands finished shards over.
 
 use super::manifest::{manifest_path, CorpusSpec, Manifest, ShardEntry, MANIFEST};
-use super::record::Outcome;
+use super::record::{Outcome, Rejections};
 use super::shard::{shard_file_name, write_shard, ShardMeta, FORMAT_VERSION};
 use crate::digest::sha256_file;
 use crate::error::{Error, Result};
@@ -81,16 +81,17 @@ impl CorpusWriter {
     /// the manifest. Returns the shard's entry.
     pub fn store(&mut self, index: u64, outcomes: Vec<Outcome>) -> Result<&ShardEntry> {
         let mut samples = Vec::with_capacity(outcomes.len());
-        let (mut failed, mut rejected) = (0u64, 0u64);
+        let mut failed = 0u64;
+        let mut rejections = Rejections::default();
         for outcome in outcomes {
             match outcome {
-                Outcome::Accepted(s) => {
-                    rejected += s.rejected as u64;
+                Outcome::Accepted(s, r) => {
+                    rejections.add(&r);
                     samples.push(s);
                 }
-                Outcome::Failed { rejected: r, .. } => {
+                Outcome::Failed { rejections: r, .. } => {
                     failed += 1;
-                    rejected += r as u64;
+                    rejections.add(&r);
                 }
             }
         }
@@ -112,7 +113,8 @@ impl CorpusWriter {
             end_id: ids.end,
             samples: samples.len() as u64,
             failed,
-            rejected,
+            rejected: rejections.total(),
+            rejections,
             bytes,
             sha256: sha256_file(&path)?,
         };
