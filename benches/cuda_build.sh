@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Compiles the `cuda` feature on a machine without a GPU or a system CUDA toolkit: nvcc, the
+# CUDA runtime headers, CCCL, cuBLAS and cuRAND come from PyPI (CUDA 13's wheels; the cu12
+# nvcc wheel ships only ptxas) into a venv, candle's build is pointed at them (CUDA_ROOT,
+# PATH, CUDA_COMPUTE_CAP=90), and `cargo build --release --features cuda` runs in a target
+# directory of its own. It proves that the build compiles, not that it runs: that needs a GPU.
+#
+# Usage: benches/cuda_build.sh    (many minutes on 2 cores; the log is target/cuda-build.log)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/cuda-venv
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl \
+  nvidia-curand nvidia-cublas nvidia-cuda-nvrtc
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+root=$site/nvidia/cu13 # every CUDA 13 wheel installs into this one tree
+[ -e "$root/lib64" ] || ln -s lib "$root/lib64"
+for lib in "$root"/lib/*.so.*; do # unversioned names for the linker
+  base=${lib%%.so.*}.so
+  [ -e "$base" ] || ln -s "$(basename "$lib")" "$base"
+done
+export CUDA_ROOT=$root CUDA_PATH=$root CUDA_TOOLKIT_ROOT_DIR=$root CUDA_COMPUTE_CAP=90
+export PATH=$root/bin:$PATH LIBRARY_PATH=$root/lib:${LIBRARY_PATH:-}
+nvcc --version | tail -1
+CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda 2>&1 | tee target/cuda-build.log | tail -20
