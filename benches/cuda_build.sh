@@ -10,14 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/cuda-venv
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl \
-  nvidia-curand nvidia-cublas nvidia-cuda-nvrtc
+# 13.4: the newest toolkit that candle's cudarc (0.19) recognises.
+# nvcc's own parts (nvvm, crt) must be of the same release, or ptxas refuses the PTX.
+"$venv/bin/pip" install --quiet "nvidia-cuda-nvcc==13.4.*" "nvidia-nvvm==13.4.*" \
+  "nvidia-cuda-crt==13.4.*" "nvidia-cuda-runtime==13.4.*" "nvidia-cuda-cccl<13.4" \
+  "nvidia-cuda-nvrtc==13.4.*" nvidia-curand nvidia-cublas
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 root=$site/nvidia/cu13 # every CUDA 13 wheel installs into this one tree
 [ -e "$root/lib64" ] || ln -s lib "$root/lib64"
 for lib in "$root"/lib/*.so.*; do # unversioned names for the linker
   base=${lib%%.so.*}.so
-  [ -e "$base" ] || ln -s "$(basename "$lib")" "$base"
+  [ -f "$base" ] || ln -sfn "$(basename "$lib")" "$base"
 done
 export CUDA_ROOT=$root CUDA_PATH=$root CUDA_TOOLKIT_ROOT_DIR=$root CUDA_COMPUTE_CAP=90
 export PATH=$root/bin:$PATH LIBRARY_PATH=$root/lib:${LIBRARY_PATH:-}

@@ -53,6 +53,10 @@ pub fn lock_dir(dir: &Path, role: Option<&str>) -> Result<Lock> {
                 dir.display()
             )));
         }
+        // File systems without flock (Lustre mounted without `-o flock`, some NFS setups)
+        // cannot lock at all; refusing every writer there would make s2kit unusable, so the
+        // writer goes ahead unprotected (docs/reliability.md says so).
+        Err(TryLockError::Error(e)) if lock_unsupported(&e) => {}
         Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
     }
     let stamp = |file: &mut File| -> std::io::Result<()> {
@@ -63,6 +67,14 @@ pub fn lock_dir(dir: &Path, role: Option<&str>) -> Result<Lock> {
     };
     stamp(&mut file).map_err(|e| Error::io(&path, e))?;
     Ok(Lock { _file: file, path })
+}
+
+fn lock_unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::ENOLCK | libc::EOPNOTSUPP)
+        )
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use crate::preset::GeneratorConfig;
 use crate::pretrain::{pretrain, recorded_run, PretrainRecipe, PretrainRequest};
 use crate::store::{Compression, Corpus, Manifest, MANIFEST};
 use crate::transfer::{
-    dataset_digest, run_transfer, FitConfig, ModelSpec, Protocol, TransferReport, TransferRequest,
-    TsDataset,
+    check_request, dataset_digest, run_transfer, FitConfig, ModelSpec, Protocol, TransferReport,
+    TransferRequest,
 };
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,22 @@ impl PipelineRecipe {
                     )))
                 }
             }
+        }
+        // Cells are cached under the dataset's directory name too.
+        let names: Vec<String> = self
+            .transfer
+            .datasets
+            .iter()
+            .map(|d| dataset_name(d))
+            .collect();
+        if let Some(twice) = names
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+        {
+            return Err(Error::Config(format!(
+                "transfer.datasets: two datasets are named {twice}; their results would share one cache file"
+            )));
         }
         if self.transfer.datasets.is_empty()
             || self.transfer.seeds == 0
@@ -168,9 +184,11 @@ fn columns(encoder: &Path, extra: &[PathBuf]) -> Vec<(String, ModelSpec, Protoco
 struct Plan {
     generate: GenerateRequest,
     pretrain: PretrainRecipe,
+    /// Per dataset: its name and one (column label, request) per column.
+    cells: Vec<(String, Vec<(String, TransferRequest)>)>,
 }
 
-fn plan(recipe: &PipelineRecipe) -> Result<Plan> {
+fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
     let g = &recipe.generate;
     let generate = GenerateRequest {
         config: GeneratorConfig::from_file(&g.preset)?,
@@ -198,13 +216,53 @@ fn plan(recipe: &PipelineRecipe) -> Result<Plan> {
             generate.config.length
         )));
     }
-    for dataset in &recipe.transfer.datasets {
-        TsDataset::load(dataset)?;
+    let t = &recipe.transfer;
+    for dir in &t.encoders {
+        // The run's own pretraining output does not exist yet; it is checked when made.
+        if !dir.starts_with(&recipe.out) {
+            EncoderConfig::load(dir)?;
+        }
     }
-    for dir in &recipe.transfer.encoders {
-        EncoderConfig::load(dir)?;
+    let run_dir = recipe.out.join("pretrain");
+    let mut cells = Vec::new();
+    for dataset in &t.datasets {
+        let name = dataset_name(dataset);
+        let mut row = Vec::new();
+        for (label, model, protocol, fcn) in columns(&run_dir, &t.encoders) {
+            let req = TransferRequest {
+                dataset: dataset.clone(),
+                model,
+                protocol,
+                seeds: t.seeds,
+                fit: FitConfig {
+                    max_epochs: if fcn { t.fcn_epochs } else { t.epochs },
+                    ..FitConfig::default()
+                },
+                val_fraction: 0.2,
+                save_encoder: None,
+                overwrite: false,
+                layer: None,
+                device: device.clone(),
+            };
+            check_request(&req)
+                .map_err(|e| Error::Config(format!("[transfer], {name}, column {label}: {e}")))?;
+            row.push((label, req));
+        }
+        cells.push((name, row));
     }
-    Ok(Plan { generate, pretrain })
+    Ok(Plan {
+        generate,
+        pretrain,
+        cells,
+    })
+}
+
+/// A dataset's name: its directory's.
+fn dataset_name(dir: &Path) -> String {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("dataset")
+        .to_string()
 }
 
 /// A stage whose recorded inputs differ from the recipe's: removed and redone when the user
@@ -234,7 +292,7 @@ pub fn run_pipeline(
     rerun_stale: bool,
     progress: &dyn Fn(Stage),
 ) -> Result<PipelineReport> {
-    let plan = plan(recipe)?;
+    let plan = plan(recipe, device)?;
     let out = &recipe.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let _lock = lock_dir(out, None)?;
@@ -252,13 +310,18 @@ pub fn run_pipeline(
     let corpus_digest = sha256_file(&manifest)?;
 
     let run_dir = out.join("pretrain");
-    let record = match recorded_run(&run_dir)? {
-        Some(r) if r.recipe != plan.pretrain || r.corpus != corpus_digest => {
+    let record = match recorded_run(&run_dir) {
+        Ok(Some(r)) if r.recipe != plan.pretrain || r.corpus != corpus_digest => {
             let why = "the pretraining recipe or the corpus changed since it was trained";
             stale(&run_dir, why, rerun_stale, progress)?;
             None
         }
-        r => r,
+        Ok(r) => r,
+        Err(e) => {
+            let why = format!("its checkpoint cannot be used ({e})");
+            stale(&run_dir, &why, rerun_stale, progress)?;
+            None
+        }
     };
     if record.is_none() && EncoderConfig::load(&run_dir).is_ok() {
         let why = "its encoder has no checkpoint recording what it was trained from";
@@ -284,73 +347,53 @@ pub fn run_pipeline(
         })?;
     }
 
-    let t = &recipe.transfer;
     let transfer_dir = out.join("transfer");
     std::fs::create_dir_all(&transfer_dir).map_err(|e| Error::io(&transfer_dir, e))?;
-    let cols = columns(&run_dir, &t.encoders);
     let mut rows = Vec::new();
-    for dataset in &t.datasets {
-        let name = dataset
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("dataset")
-            .to_string();
-        let data_digest = dataset_digest(dataset)?;
+    for (name, row) in &plan.cells {
+        let data_digest = dataset_digest(&row[0].1.dataset)?;
         let mut cells = Vec::new();
-        for (label, model, protocol, fcn) in &cols {
-            let req = TransferRequest {
-                dataset: dataset.clone(),
-                model: model.clone(),
-                protocol: *protocol,
-                seeds: t.seeds,
-                fit: FitConfig {
-                    max_epochs: if *fcn { t.fcn_epochs } else { t.epochs },
-                    ..FitConfig::default()
-                },
-                val_fraction: 0.2,
-                save_encoder: None,
-                overwrite: false,
-                layer: None,
-                device: device.clone(),
-            };
-            let inputs = cell_digest(&req, &data_digest)?;
+        for (label, req) in row {
+            let inputs = cell_digest(req, &data_digest)?;
             let path = transfer_dir.join(format!("{name}-{label}.json"));
+            // A cell that does not parse was cut short by a kill: unfinished, not stale.
             let cached = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
-            let reusable = cached
-                .as_ref()
-                .filter(|v| v[INPUTS_KEY].as_str() == Some(inputs.as_str()));
-            let (acc, f1) = match reusable {
-                Some(v) => (
+            let (acc, f1) = match cached {
+                Some(v) if v[INPUTS_KEY].as_str() == Some(inputs.as_str()) => (
                     v["accuracy_mean"].as_f64().unwrap_or(f64::NAN),
                     v["macro_f1_mean"].as_f64().unwrap_or(f64::NAN),
                 ),
-                None => {
-                    if path.exists() {
+                cached => {
+                    if cached.is_some() {
                         let why = "its model, dataset or the recipe's [transfer] settings changed since it was computed";
                         stale(&path, why, rerun_stale, progress)?;
                     }
                     progress(Stage::Transferring {
-                        dataset: &name,
+                        dataset: name,
                         column: label,
                     });
-                    let report: TransferReport = run_transfer(&req, &|_| {})?;
+                    let report: TransferReport = run_transfer(req, &|_| {})?;
                     let mut value = serde_json::to_value(&report)
                         .map_err(Error::json(Action::Saving, &path))?;
                     value[INPUTS_KEY] = inputs.into();
                     let text = serde_json::to_string_pretty(&value)
                         .map_err(Error::json(Action::Saving, &path))?;
-                    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+                    write_atomically(&path, &text)?;
                     (report.accuracy_mean, report.macro_f1_mean)
                 }
             };
             cells.push((acc, f1));
         }
-        rows.push((name, cells));
+        rows.push((name.clone(), cells));
     }
     let report = PipelineReport {
-        columns: cols.iter().map(|c| c.0.to_string()).collect(),
+        columns: plan.cells[0]
+            .1
+            .iter()
+            .map(|(label, _)| label.clone())
+            .collect(),
         rows,
     };
     let summary = out.join("summary.json");
@@ -360,6 +403,14 @@ pub fn run_pipeline(
     std::fs::write(out.join("summary.md"), format_table(&report))
         .map_err(|e| Error::io(out.join("summary.md"), e))?;
     Ok(report)
+}
+
+/// Writes `text` to a temporary file and renames it over `path`, so a kill leaves either the
+/// old file or the new one.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// The key under which a cached cell records the digest of its inputs.

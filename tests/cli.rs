@@ -276,6 +276,15 @@ encoders = [\"{root}/models/tiny-mixed-1m\"]\n",
             .replace("ItalyPowerDemand", "NoSuchSet"),
     );
     fails_with(s2kit(&["run", &missing]), "NoSuchSet");
+    // So is a transfer setting that the last stage would refuse.
+    let no_epochs = write(
+        d,
+        "no-epochs.toml",
+        &std::fs::read_to_string(&recipe)
+            .unwrap()
+            .replace("fcn_epochs = 1", "fcn_epochs = 0"),
+    );
+    fails_with(s2kit(&["run", &no_epochs]), "column FCN");
     assert!(!out.join("corpus").exists(), "a stage ran before the check");
 
     let result = s2kit(&["run", &recipe]);

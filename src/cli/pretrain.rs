@@ -69,7 +69,7 @@ pub fn run(a: PretrainArgs) -> Result<()> {
             l.itc
         ),
         None => println!(
-            "{}: already finished at step {}; nothing to train",
+            "{}: already at step {}; nothing to train",
             a.out.display(),
             summary.first_step
         ),

@@ -176,13 +176,12 @@ pub fn generate_corpus(
             .map_err(|_| Error::Other("shard writer thread panicked".into()))?
     })?;
     summary.seconds = started.elapsed().as_secs_f64();
-    if summary.shards_written > 0 && summary.accepted == 0 {
+    // Judged on the whole share (resumed shards included), once it is complete.
+    if let Some((failed, rejected)) = writer.complete_and_empty() {
         return Err(Error::Request(format!(
-            "{}: every one of the {} samples failed: each ran out of its {} candidates ({} rejected in all), so the shards hold nothing; loosen the preset's [validation] or check its ranges (`s2kit inspect` counts the rejections)",
+            "{}: every one of the {failed} samples failed: each ran out of its {} candidates ({rejected} rejected in all), so the shards hold nothing; loosen the preset's [validation] or check its ranges (`s2kit inspect` counts the rejections)",
             req.out.display(),
-            summary.failed,
             req.config.validation.max_attempts,
-            summary.rejected
         )));
     }
     Ok(summary)

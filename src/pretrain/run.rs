@@ -170,7 +170,7 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
                     req.data.display()
                 )));
             }
-            if let Some(stop) = req.stop_at.filter(|&s| s <= saved.state.step) {
+            if let Some(stop) = req.stop_at.filter(|&s| s < saved.state.step) {
                 return Err(Error::Request(format!(
                     "--stop-at {stop}: {} is already at step {} of {}; nothing to train",
                     out.display(),

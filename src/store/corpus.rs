@@ -60,7 +60,7 @@ impl Corpus {
         if sha256_file(&path)? != entry.sha256 {
             return Err(Error::corpus(
                 &path,
-                "its checksum does not match the manifest: the shard is damaged or was replaced; regenerate it (`s2kit generate --resume` with the original arguments)",
+                "its checksum does not match the manifest: the shard is damaged or was replaced; regenerate it with `s2kit generate --resume` and the original arguments (for a merged corpus: the worker that wrote it, then `s2kit merge` again)",
             ));
         }
         read_shard(&path)

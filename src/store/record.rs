@@ -35,7 +35,7 @@ impl SampleKind {
 /// reason; summed per shard in the manifest, so users tuning a preset see what it throws
 /// away.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Rejections {
     /// An input channel could not be z-scored (its excitation was constant or not finite).
     pub constant_input: u64,

@@ -63,6 +63,16 @@ impl CorpusWriter {
         self.manifest.shards.len()
     }
 
+    /// Once every shard of this worker's share is written and none holds a sample: the
+    /// failed ids and rejected candidates over the share.
+    pub fn complete_and_empty(&self) -> Option<(u64, u64)> {
+        let shards = &self.manifest.shards;
+        (self.manifest.is_complete() && shards.iter().all(|s| s.samples == 0)).then(|| {
+            let failed = shards.iter().map(|s| s.failed).sum();
+            (failed, shards.iter().map(|s| s.rejected).sum())
+        })
+    }
+
     /// This worker's shards that are not finished yet, in order.
     pub fn todo(&self) -> Vec<u64> {
         let done: Vec<u64> = self.manifest.shards.iter().map(|s| s.index).collect(); // sorted

@@ -88,8 +88,9 @@ impl PointProgram {
 
     /// The value at `env`; `stack` is scratch space, reused between calls.
     pub fn eval(&self, env: &PointEnv, stack: &mut Vec<f64>) -> f64 {
-        stack.clear();
-        stack.resize(self.depth, 0.0);
+        if stack.len() < self.depth {
+            stack.resize(self.depth, 0.0);
+        }
         let mut top = 0; // values on the stack
         for step in &self.steps {
             match *step {
@@ -181,6 +182,32 @@ mod tests {
         let got = eval_series(&e, std::slice::from_ref(&xs), 3);
         for (g, x) in got.iter().zip(&xs) {
             assert_eq!(*g, x.ln() + x);
+        }
+    }
+
+    #[test]
+    fn deep_programs_match_the_tree() {
+        // Right-nested: every value waits on the stack for the next one.
+        let xs = vec![0.3, -1.2, 2.5];
+        let mut e = Expr::input(0);
+        for k in 0..30 {
+            let op = [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub, BinaryOp::Div][k % 4];
+            e = Expr::binary(op, Expr::unary(UnaryOp::Sin, Expr::input(0)), e);
+        }
+        let program = PointProgram::new(&e);
+        assert!(program.depth >= 2);
+        let series = eval_series(&e, std::slice::from_ref(&xs), 3);
+        let mut stack = Vec::new();
+        for (k, x) in xs.iter().enumerate() {
+            let env = PointEnv {
+                inputs: &[*x],
+                states: &[],
+                t: 0.0,
+            };
+            assert_eq!(
+                program.eval(&env, &mut stack).to_bits(),
+                series[k].to_bits()
+            );
         }
     }
 

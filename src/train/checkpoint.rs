@@ -84,8 +84,18 @@ pub struct Checkpoint<S> {
 pub fn load<S: DeserializeOwned>(dir: &Path) -> Result<Checkpoint<S>> {
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let stored: Stored<S> =
-        serde_json::from_str(&text).map_err(Error::json(Action::Loading, &path))?;
+    let stored: Stored<S> = serde_json::from_str(&text).map_err(|e| {
+        let unverifiable = serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|v| v.get("sha256").is_none());
+        if unverifiable {
+            Error::Request(format!(
+                "{}: written by an older s2kit, without checksums, so it cannot be verified; start a new run directory",
+                path.display()
+            ))
+        } else {
+            Error::json(Action::Loading, &path)(e)
+        }
+    })?;
     for (group, digest) in &stored.sha256 {
         let file = tensor_file(dir, group);
         if sha256_file(&file)? != *digest {

@@ -182,10 +182,28 @@ fn initialised_classifier(
     Ok((classifier, varmap))
 }
 
+/// True when `dir` holds anything but lock files.
+fn occupied(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| !is_lock_file(&e.file_name().to_string_lossy())))
+    })
+}
+
 /// The most seeds one evaluation runs (each is a full fit).
 const MAX_SEEDS: u64 = 1000;
 
 impl TransferRequest {
+    /// Refuses a non-empty `--save-encoder` directory unless `overwrite`.
+    fn check_encoder_target(&self, dir: &Path) -> Result<()> {
+        if occupied(dir) && !self.overwrite {
+            return Err(Error::Request(format!(
+                "--save-encoder {}: the directory is not empty; pass --force to replace what is there",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         if !(1..=MAX_SEEDS).contains(&self.seeds) {
             return Err(Error::Request(format!(
@@ -225,15 +243,7 @@ impl TransferRequest {
                     "--save-encoder keeps trained weights; the linear protocol trains none".into(),
                 ));
             }
-            let occupied = std::fs::read_dir(dir).is_ok_and(|mut d| {
-                d.any(|e| e.is_ok_and(|e| !is_lock_file(&e.file_name().to_string_lossy())))
-            });
-            if occupied && !self.overwrite {
-                return Err(Error::Request(format!(
-                    "--save-encoder {}: the directory is not empty; pass --force to replace what is there",
-                    dir.display()
-                )));
-            }
+            self.check_encoder_target(dir)?;
         }
         if self.layer.is_some() && self.protocol != Protocol::Linear {
             return Err(Error::Request(
@@ -329,6 +339,13 @@ fn data_notes(dataset: &TsDataset, protocol: Protocol) -> Result<Vec<String>> {
     Ok(notes)
 }
 
+/// Checks `req` and its dataset without loading a model or training anything, so that a
+/// pipeline can refuse a transfer stage before hours of earlier stages.
+pub fn check_request(req: &TransferRequest) -> Result<()> {
+    req.validate()?;
+    data_notes(&TsDataset::load(&req.dataset)?, req.protocol).map(|_| ())
+}
+
 /// Runs every seed of `req` and returns the report.
 pub fn run_transfer(
     req: &TransferRequest,
@@ -339,7 +356,9 @@ pub fn run_transfer(
     let _lock = match &req.save_encoder {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            Some(lock_dir(dir, None)?)
+            let lock = lock_dir(dir, None)?;
+            req.check_encoder_target(dir)?; // again: another writer may have been first
+            Some(lock)
         }
         None => None,
     };

@@ -169,6 +169,15 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
                     class_names = Some(names);
                 }
                 "data" => {
+                    if let (Some((true, at)), Some(d)) =
+                        (univariate, dimensions.filter(|&d| d != 1))
+                    {
+                        return Err(parse_error(
+                            path,
+                            at,
+                            format!("@univariate true, but @dimensions {d}"),
+                        ));
+                    }
                     if class_names.is_none() {
                         return Err(parse_error(
                             path,
@@ -276,13 +285,6 @@ fn parse_ts(text: &str, path: &Path) -> Result<TsSplit> {
             path,
             text.lines().count().max(1),
             "no data rows after @data",
-        ));
-    }
-    if let (Some((true, at)), Some(declared)) = (univariate, dimensions.filter(|&d| d != 1)) {
-        return Err(parse_error(
-            path,
-            at,
-            format!("@univariate true, but @dimensions {declared}"),
         ));
     }
     Ok(TsSplit {
