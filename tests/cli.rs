@@ -1,35 +1,16 @@
 //! The `s2kit` binary as a user runs it: bad input gives a one-line error and a non-zero exit,
 //! never a panic; a killed run resumes to the same corpus.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn s2kit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_s2kit"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use common::{fails_with, s2kit};
+use std::path::Path;
+use std::process::Command;
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
-}
-
-/// Asserts a clean failure whose message names `needle`.
-fn fails_with(out: Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "error does not name '{needle}': {stderr}"
-    );
-    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
 }
 
 #[test]

@@ -3,33 +3,14 @@
 //! work, and degenerate classification data. Each failure must be one clear line and a
 //! non-zero exit; each accepted oddity must be said in the report.
 
+mod common;
+
+use common::{fails_with, flip_byte, s2kit};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn s2kit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_s2kit"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// Asserts a clean failure, one line, naming `needle`.
-fn fails_with(out: Output, needle: &str) {
-    let err = stderr(&out);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success: {err}"
-    );
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(
-        err.contains(needle),
-        "error does not name '{needle}': {err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
 }
 
 fn succeeds(out: Output) -> String {
@@ -66,13 +47,6 @@ fn corpus(dir: &Path, samples: u64, extra: &[&str]) -> PathBuf {
     args.extend_from_slice(extra);
     succeeds(s2kit(&args));
     out
-}
-
-fn flip_byte(path: &Path) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

@@ -142,20 +142,12 @@ fn a_few_steps_lower_the_loss_and_resume_is_exact() {
 
     // One flipped byte in a checkpoint file is caught by its recorded checksum.
     let online = split.join("checkpoint/online.safetensors");
-    flip_byte(&online);
+    common::flip_byte(&online);
     let err = pretrain(&req, &|_| {}).unwrap_err().to_string();
     assert!(
         err.contains(&online.display().to_string()) && err.contains("damaged"),
         "{err}"
     );
-}
-
-/// Inverts one byte in the middle of `path` (same size, different content).
-fn flip_byte(path: &std::path::Path) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]
@@ -164,7 +156,7 @@ fn a_damaged_shard_is_never_trained_on() {
     let data = corpus(tmp.path());
     // One flipped byte, same size: only the checksum can tell.
     for i in 0..3 {
-        flip_byte(&data.join(format!("shard-00000{i}.h5")));
+        common::flip_byte(&data.join(format!("shard-00000{i}.h5")));
     }
     let err = pretrain(&request(recipe(4), &data, &tmp.path().join("run")), &|_| {})
         .unwrap_err()

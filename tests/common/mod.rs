@@ -7,6 +7,7 @@ use s2kit::preset::GeneratorConfig;
 use s2kit::store::{Compression, Corpus, Sample};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::{Command, Output};
 
 /// A small, fast configuration that exercises explicit and ODE samples and several dims.
 pub fn small_config() -> GeneratorConfig {
@@ -51,4 +52,35 @@ pub fn samples_by_id(dir: &Path) -> BTreeMap<u64, Sample> {
         }
     }
     out
+}
+
+/// Runs the `s2kit` binary with `args`.
+pub fn s2kit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_s2kit"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Asserts a clean failure whose message names `needle`.
+pub fn fails_with(out: Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "error does not name '{needle}': {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+}
+
+/// Inverts one byte in the middle of `path` (same size, different content).
+pub fn flip_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
 }
