@@ -22,7 +22,20 @@ for lib in "$root"/lib/*.so.*; do # unversioned names for the linker
   base=${lib%%.so.*}.so
   [ -f "$base" ] || ln -sfn "$(basename "$lib")" "$base"
 done
+# libcuda comes with the GPU driver, not with the toolkit. For linking only, a stub exports
+# the driver API's names, as the toolkit's own lib64/stubs/libcuda.so does; on a GPU machine
+# the driver's libcuda.so.1 is loaded instead.
+cudarc=$(ls -d ~/.cargo/registry/src/*/cudarc-0.19.* 2>/dev/null | tail -1)
+if [ ! -f "$root/stubs/libcuda.so" ]; then
+  [ -n "$cudarc" ] || CARGO_TARGET_DIR=target/cuda cargo fetch --quiet
+  cudarc=$(ls -d ~/.cargo/registry/src/*/cudarc-0.19.* | tail -1)
+  mkdir -p "$root/stubs"
+  grep -oE '^\s+(pub )?fn cu[A-Za-z0-9_]+\(' "$cudarc/src/driver/sys/mod.rs" |
+    sed -E 's/.*fn (cu[A-Za-z0-9_]+)\(/int \1(void) { return 999; }/' | sort -u >"$root/stubs/cuda_stub.c"
+  gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/stubs/libcuda.so" "$root/stubs/cuda_stub.c"
+fi
 export CUDA_ROOT=$root CUDA_PATH=$root CUDA_TOOLKIT_ROOT_DIR=$root CUDA_COMPUTE_CAP=90
-export PATH=$root/bin:$PATH LIBRARY_PATH=$root/lib:${LIBRARY_PATH:-}
+export PATH=$root/bin:$PATH LIBRARY_PATH=$root/lib:$root/stubs:${LIBRARY_PATH:-}
 nvcc --version | tail -1
-CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda 2>&1 | tee target/cuda-build.log | tail -20
+CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda 2>&1 |
+  tee target/cuda-build.log | tail -20
