@@ -79,6 +79,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             "out": a.out, "shards_written": summary.shards_written, "shards_skipped": summary.shards_skipped,
             "accepted": summary.accepted, "failed": summary.failed, "rejected_candidates": summary.rejected,
             "rejections": summary.rejections, "seconds": summary.seconds, "ids_per_second": rate,
+            "writer_seconds": summary.writer_seconds,
+            "writer_share": summary.writer_seconds / summary.seconds.max(1e-9),
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
     } else {

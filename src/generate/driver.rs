@@ -37,6 +37,9 @@ pub struct GenerateSummary {
     /// The rejected candidates by reason.
     pub rejections: Rejections,
     pub seconds: f64,
+    /// Seconds the writer thread spent storing shards (compression, HDF5, checksum,
+    /// manifest). It overlaps generation; near `seconds`, the writer is the bottleneck.
+    pub writer_seconds: f64,
     /// Sample ids this run had to generate (excluding resumed shards).
     pub ids_generated: u64,
 }
@@ -147,7 +150,9 @@ pub fn generate_corpus(
         let writer = &mut writer;
         let writing = scope.spawn(move || -> Result<()> {
             for (index, outcomes) in rx {
+                let started = Instant::now();
                 let entry = writer.store(index, outcomes)?;
+                summary_w.writer_seconds += started.elapsed().as_secs_f64();
                 summary_w.shards_written += 1;
                 summary_w.accepted += entry.samples;
                 summary_w.failed += entry.failed;
