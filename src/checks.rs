@@ -1,5 +1,7 @@
 //! Helpers shared by every configuration file (presets and recipes): loading with errors that
-//! name the file and key, and small validators, so that each bad value gets one clear line.
+//! name the file and key, and small validators, so that each bad value gets one clear line;
+//! and the two output-file helpers every writer uses (checking a target, replacing it
+//! atomically).
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
@@ -46,6 +48,20 @@ pub fn check_output_file(path: &Path, overwrite: bool) -> Result<()> {
         return refuse("its directory does not exist");
     }
     Ok(())
+}
+
+/// Writes `text` to `path` through a temporary file that is synced and renamed over it, so a
+/// kill at any moment leaves either the old file or the new one, never a partial one.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// Checks `min <= value <= max` for the count stored under `name`. The upper limit keeps a

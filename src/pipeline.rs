@@ -4,7 +4,7 @@
 //! one table. Finished stages are kept, so rerunning an interrupted pipeline continues it;
 //! a stage whose inputs changed is never reused (see `run_pipeline`).
 
-use crate::checks::read_toml;
+use crate::checks::{read_toml, write_atomically};
 use crate::digest::{sha256_bytes, sha256_file};
 use crate::error::{Action, Error, Result};
 use crate::generate::{generate_corpus, GenerateRequest};
@@ -323,13 +323,16 @@ pub fn run_pipeline(
             None
         }
     };
-    if record.is_none() && EncoderConfig::load(&run_dir).is_ok() {
+    let has_encoder = EncoderConfig::load(&run_dir).is_ok();
+    if record.is_none() && has_encoder {
         let why = "its encoder has no checkpoint recording what it was trained from";
         stale(&run_dir, why, rerun_stale, progress)?;
     }
-    let steps = plan.pretrain.train.steps;
-    let finished = record.as_ref().is_some_and(|r| r.step == steps);
-    if !finished || EncoderConfig::load(&run_dir).is_err() {
+    // Without a record the run is redone from its start whatever `has_encoder` says.
+    let finished = record
+        .as_ref()
+        .is_some_and(|r| r.step == plan.pretrain.train.steps);
+    if !finished || !has_encoder {
         let req = PretrainRequest {
             recipe: plan.pretrain.clone(),
             device: device.clone(),
@@ -403,14 +406,6 @@ pub fn run_pipeline(
     std::fs::write(out.join("summary.md"), format_table(&report))
         .map_err(|e| Error::io(out.join("summary.md"), e))?;
     Ok(report)
-}
-
-/// Writes `text` to a temporary file and renames it over `path`, so a kill leaves either the
-/// old file or the new one.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// The key under which a cached cell records the digest of its inputs.

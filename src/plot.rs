@@ -1,6 +1,7 @@
 //! PNG line plots: a grid of titled panels, each with one or more series. Text uses a bundled
 //! font (DejaVu Sans Mono, see assets/), so plots render the same on any machine.
 
+use crate::checks::check_output_file;
 use crate::error::{Error, Result};
 use plotters::prelude::*;
 use std::path::Path;
@@ -54,12 +55,8 @@ pub fn render_panels(
     columns: usize,
     panel_size: (u32, u32),
 ) -> Result<()> {
+    check_output_file(path, true)?;
     let refuse = |why: String| Error::Request(format!("{}: {why}", path.display()));
-    if path.is_dir() {
-        return Err(refuse(
-            "is a directory; give a file name ending in .png".into(),
-        ));
-    }
     if !path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))

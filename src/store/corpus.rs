@@ -44,20 +44,21 @@ impl Corpus {
         })
     }
 
-    fn shard_paths(&self) -> Vec<PathBuf> {
-        self.manifest
-            .shards
-            .iter()
-            .map(|s| self.dir.join(&s.file))
-            .collect()
+    fn shard_path(&self, i: usize) -> PathBuf {
+        self.dir.join(&self.manifest.shards[i].file)
+    }
+
+    /// True when shard `i` exists and its bytes match the manifest's checksum.
+    fn intact(&self, i: usize) -> Result<bool> {
+        let path = self.shard_path(i);
+        Ok(path.exists() && sha256_file(&path)? == self.manifest.shards[i].sha256)
     }
 
     /// Reads shard `i` after checking it against its manifest checksum, so a damaged shard is
     /// never used.
     pub fn read_shard(&self, i: usize) -> Result<ShardData> {
-        let entry = &self.manifest.shards[i];
-        let path = self.dir.join(&entry.file);
-        if sha256_file(&path)? != entry.sha256 {
+        let path = self.shard_path(i);
+        if !self.intact(i)? {
             return Err(Error::corpus(
                 &path,
                 "its checksum does not match the manifest: the shard is damaged or was replaced; regenerate it with `s2kit generate --resume` and the original arguments (for a merged corpus: the worker that wrote it, then `s2kit merge` again)",
@@ -70,9 +71,9 @@ impl Corpus {
     /// lists them all.
     pub fn verify(&self) -> Result<()> {
         let mut bad = Vec::new();
-        for (entry, path) in self.manifest.shards.iter().zip(self.shard_paths()) {
-            if !path.exists() || sha256_file(&path)? != entry.sha256 {
-                bad.push(path.display().to_string());
+        for i in 0..self.manifest.shards.len() {
+            if !self.intact(i)? {
+                bad.push(self.shard_path(i).display().to_string());
             }
         }
         if bad.is_empty() {

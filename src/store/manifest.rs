@@ -4,6 +4,7 @@
 
 use super::record::Rejections;
 use super::shard::{shard_file_name, Compression, FORMAT_VERSION};
+use crate::checks::write_atomically;
 use crate::error::{Error, Result};
 use crate::lock::lock_dir;
 use serde::{Deserialize, Serialize};
@@ -171,16 +172,8 @@ impl Manifest {
 
     /// Writes to a temporary file, syncs it, then renames over the target.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        };
-        write().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        write_atomically(path, &text)
     }
 }
 
