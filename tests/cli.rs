@@ -248,23 +248,16 @@ encoders = [\"{root}/models/tiny-mixed-1m\"]\n",
             out.display(),
         ),
     );
+    // A copy of the recipe with one edit, which must fail before any stage starts.
+    let edited = |name: &str, from: &str, to: &str| {
+        let text = std::fs::read_to_string(&recipe).unwrap();
+        write(d, name, &text.replace(from, to))
+    };
     // A missing dataset is found before any stage starts, not after generation.
-    let missing = write(
-        d,
-        "missing.toml",
-        &std::fs::read_to_string(&recipe)
-            .unwrap()
-            .replace("ItalyPowerDemand", "NoSuchSet"),
-    );
+    let missing = edited("missing.toml", "ItalyPowerDemand", "NoSuchSet");
     fails_with(s2kit(&["run", &missing]), "NoSuchSet");
     // So is a transfer setting that the last stage would refuse.
-    let no_epochs = write(
-        d,
-        "no-epochs.toml",
-        &std::fs::read_to_string(&recipe)
-            .unwrap()
-            .replace("fcn_epochs = 1", "fcn_epochs = 0"),
-    );
+    let no_epochs = edited("no-epochs.toml", "fcn_epochs = 1", "fcn_epochs = 0");
     fails_with(s2kit(&["run", &no_epochs]), "column FCN");
     assert!(!out.join("corpus").exists(), "a stage ran before the check");
 
