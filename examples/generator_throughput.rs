@@ -42,7 +42,7 @@ fn pipeline(cfg: &GeneratorConfig, samples: u64, threads: usize) -> (u64, f64) {
         worker: 0,
         workers: 1,
         resume: false,
-        compression: Compression::Lzf,
+        compression: Compression::ShuffleLzf,
         threads,
     };
     let summary = generate_corpus(&req, &|_| {}).expect("generation succeeds");

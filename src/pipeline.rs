@@ -199,7 +199,7 @@ fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
         worker: 0,
         workers: 1,
         resume: true,
-        compression: Compression::Lzf,
+        compression: Compression::ShuffleLzf,
         threads: 0,
     };
     let mut pretrain = PretrainRecipe::from_file(&recipe.pretrain.recipe)?;

@@ -111,6 +111,26 @@ fn resume_refuses_a_different_corpus() {
 }
 
 #[test]
+fn resume_refuses_shards_of_another_generator_revision() {
+    // A manifest from before revisions were recorded reads as revision 1.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("c");
+    generate(&request(&dir, 20, 10, 1));
+    let path = dir.join(MANIFEST);
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest
+        .as_object_mut()
+        .unwrap()
+        .remove("generator_revision");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let mut req = request(&dir, 20, 10, 1);
+    req.resume = true;
+    let err = generate_corpus(&req, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("generator revision 1"), "{err}");
+}
+
+#[test]
 fn shard_layout_is_what_h5py_readers_expect() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("c");

@@ -42,8 +42,9 @@ pub struct GenerateArgs {
     /// Continue an interrupted run: finished shards are verified and kept.
     #[arg(long)]
     resume: bool,
-    /// Chunk filter: lzf (default; h5py reads it without plugins), gzip, shuffle-gzip, none.
-    #[arg(long, default_value = "lzf")]
+    /// Chunk filter, each readable by h5py without plugins: shuffle-lzf (default), lzf, gzip,
+    /// shuffle-gzip, none.
+    #[arg(long, default_value = "shuffle-lzf")]
     compression: Compression,
     /// Print the summary as JSON.
     #[arg(long)]

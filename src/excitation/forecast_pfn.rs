@@ -115,12 +115,10 @@ impl ForecastPfn {
         // feature); the components multiply.
         let mut components: Vec<SeasonalComponent> = Vec::new();
         if s.minute > 0.0 {
-            components.push((s.minute, 10, 60.0, |d| {
-                ((d * 1440.0).floor()).rem_euclid(60.0)
-            }));
+            components.push((s.minute, 10, 60.0, |d| int_mod((d * 1440.0).floor(), 60)));
         }
         if s.hour > 0.0 {
-            components.push((s.hour, 10, 24.0, |d| ((d * 24.0).floor()).rem_euclid(24.0)));
+            components.push((s.hour, 10, 24.0, |d| int_mod((d * 24.0).floor(), 24)));
         }
         if s.year > 0.0 {
             components.push((s.year, 6, 12.0, |d| {
@@ -133,7 +131,7 @@ impl ForecastPfn {
             }));
         }
         if s.week > 0.0 {
-            components.push((s.week, 4, 7.0, |d| d.floor().rem_euclid(7.0)));
+            components.push((s.week, 4, 7.0, |d| int_mod(d.floor(), 7)));
         }
         let mut seasonal = vec![1.0; len];
         for (amplitude, harmonics, period, feature) in components {
@@ -171,6 +169,12 @@ impl ForecastPfn {
 }
 
 /// Weibull(k) with its scale chosen so that the median is 1 (the noise is 1 + s·(w − 1)).
+/// `x.rem_euclid(m)` for a whole number x below 2^53, in integers: exact, like the float
+/// remainder, and without its slow software fmod.
+fn int_mod(x: f64, m: i64) -> f64 {
+    (x as i64).rem_euclid(m) as f64
+}
+
 fn weibull_with_unit_median(k: f64) -> rand_distr::Weibull<f64> {
     let lambda = 1.0 / std::f64::consts::LN_2.powf(1.0 / k);
     rand_distr::Weibull::new(lambda, k).expect("k in [1, 5) gives a valid Weibull")

@@ -1,12 +1,14 @@
 //! The parallel driver, scheduling only: generates this worker's shards with rayon and
-//! streams each finished shard to a writer thread (`store::CorpusWriter`), so generation of
-//! shard j+1 overlaps the compression and writing of shard j. Memory is bounded by a few
+//! streams each finished shard, compressed on the pool, to a writer thread
+//! (`store::CorpusWriter`), so generation of shard j+1 overlaps the writing of shard j. Memory is bounded by a few
 //! shards, never by the corpus size.
 
 use super::sample::Generator;
 use crate::error::{Error, Result};
 use crate::preset::GeneratorConfig;
-use crate::store::{Compression, CorpusSpec, CorpusWriter, Outcome, Rejections, MAX_SHARDS};
+use crate::store::{
+    Compression, CorpusSpec, CorpusWriter, Outcome, PackedShard, Rejections, MAX_SHARDS,
+};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
@@ -37,8 +39,8 @@ pub struct GenerateSummary {
     /// The rejected candidates by reason.
     pub rejections: Rejections,
     pub seconds: f64,
-    /// Seconds the writer thread spent storing shards (compression, HDF5, checksum,
-    /// manifest). It overlaps generation; near `seconds`, the writer is the bottleneck.
+    /// Seconds the writer thread spent storing shards (HDF5, fsync, checksum, manifest;
+    /// the pool compresses). It overlaps generation; near `seconds`, the writer is the bottleneck.
     pub writer_seconds: f64,
     /// Sample ids this run had to generate (excluding resumed shards).
     pub ids_generated: u64,
@@ -110,9 +112,14 @@ impl GenerateRequest {
             workers: self.workers,
             config: serde_json::to_value(&self.config)
                 .map_err(|e| Error::Other(format!("preset is not storable as JSON: {e}")))?,
+            generator_revision: GENERATOR_REVISION,
         })
     }
 }
+
+/// Bumped whenever the same (seed, id, preset) would give a different sample. 2: KernelSynth's
+/// periodic kernels are drawn by an angle-addition recurrence (values move in the last bits).
+pub const GENERATOR_REVISION: u32 = 2;
 
 /// Progress notifications for a display; sent from worker threads.
 pub enum Progress {
@@ -145,13 +152,14 @@ pub fn generate_corpus(
         todo.iter().map(|&j| (j, writer.ids(j))).collect();
 
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = sync_channel::<(u64, Vec<Outcome>)>(1);
+        let layout = writer.layout();
+        let (tx, rx) = sync_channel::<(u64, PackedShard)>(1);
         let summary_w = &mut summary;
         let writer = &mut writer;
         let writing = scope.spawn(move || -> Result<()> {
-            for (index, outcomes) in rx {
+            for (index, shard) in rx {
                 let started = Instant::now();
-                let entry = writer.store(index, outcomes)?;
+                let entry = writer.store(index, shard)?;
                 summary_w.writer_seconds += started.elapsed().as_secs_f64();
                 summary_w.shards_written += 1;
                 summary_w.accepted += entry.samples;
@@ -162,16 +170,19 @@ pub fn generate_corpus(
             Ok(())
         });
         for (index, ids) in ranges {
-            let outcomes: Vec<Outcome> = pool.install(|| {
-                ids.into_par_iter()
+            // The pool also compresses the shard, so the writer thread only writes.
+            let shard = pool.install(|| {
+                let outcomes: Vec<Outcome> = ids
+                    .into_par_iter()
                     .map(|id| {
                         let outcome = generator.generate(req.seed, id);
                         progress(Progress::SampleDone);
                         outcome
                     })
-                    .collect()
-            });
-            if tx.send((index, outcomes)).is_err() {
+                    .collect();
+                PackedShard::pack(&outcomes, layout)
+            })?;
+            if tx.send((index, shard)).is_err() {
                 break; // the writer stopped on an error, reported below
             }
         }

@@ -1,15 +1,17 @@
 //! One sample: sample `id` of `seed` is a pure function of (seed, id, config).
 
 use super::validate::{
-    check_conditioning, check_series, count_solver_failure, z_score, PERTURBATION,
+    check_conditioning, check_series, check_spread, check_values, count_solver_failure, z_score,
+    Rejection, PERTURBATION,
 };
 use crate::error::Result;
+use crate::excitation::mean_std;
 use crate::excitation::ExcitationSampler;
 use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
 use crate::rng::{sample_rng, uniform, SampleRng};
 use crate::store::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
-use crate::symbolic::{eval_series, TreeSampler};
+use crate::symbolic::{Program, TreeSampler};
 use rand::Rng;
 
 /// Everything needed to draw samples; built once, shared read-only by all threads.
@@ -117,13 +119,8 @@ impl Generator {
                 let mut found = None;
                 for _ in 0..v.tree_attempts {
                     let tree = self.trees.sample(rng, n_in);
-                    let y = eval_series(&tree, &inputs.values, self.cfg.length);
-                    let verdict = check_series(&y, v).and_then(|()| {
-                        let y_perturbed = eval_series(&tree, &inputs.perturbed, self.cfg.length);
-                        check_conditioning(&y, &y_perturbed, v.max_condition)
-                    });
-                    match verdict {
-                        Ok(()) => {
+                    match self.evaluate(&tree, &inputs) {
+                        Ok(y) => {
                             found = Some((tree, y));
                             break;
                         }
@@ -145,6 +142,24 @@ impl Generator {
             id,
             rejections: tally,
         }
+    }
+
+    /// The output of `tree` on `inputs`, if it passes every check. Blocks are checked as
+    /// they are evaluated, so most rejected trees cost a fraction of a series.
+    fn evaluate(
+        &self,
+        tree: &crate::symbolic::Expr,
+        inputs: &Inputs,
+    ) -> Result<Vec<f64>, Rejection> {
+        let (v, len) = (&self.cfg.validation, self.cfg.length);
+        let program = Program::new(tree);
+        let y = program.eval_series(&inputs.values, len, |_, block| check_values(block, v))?;
+        check_spread(&y, v)?;
+        let sd = mean_std(&y).1;
+        program.eval_series(&inputs.perturbed, len, |start, block| {
+            check_conditioning(&y, sd, start, block, v.max_condition)
+        })?;
+        Ok(y)
     }
 
     fn ode_sample(&self, rng: &mut SampleRng, id: u64) -> Outcome {

@@ -43,16 +43,18 @@ pub fn count_solver_failure(e: &SolveError, tally: &mut Rejections) {
 /// Relative perturbation applied to every input to probe conditioning.
 pub const PERTURBATION: f64 = 1e-7;
 
-/// Compares outputs `y` and `y_perturbed` (inputs scaled by 1 + PERTURBATION): the relative
-/// change, measured against max(|y|, std(y)), may be at most `max_condition` × PERTURBATION.
+/// Compares outputs `y` and `y_perturbed` (inputs scaled by 1 + PERTURBATION) from point
+/// `start` on: the relative change, measured against max(|y|, std(y)) where `sd` = std(y),
+/// may be at most `max_condition` × PERTURBATION.
 pub fn check_conditioning(
     y: &[f64],
+    sd: f64,
+    start: usize,
     y_perturbed: &[f64],
     max_condition: f64,
 ) -> Result<(), Rejection> {
-    let (_, sd) = mean_std(y);
     let limit = max_condition * PERTURBATION;
-    let stable = y.iter().zip(y_perturbed).all(|(a, b)| {
+    let stable = y[start..].iter().zip(y_perturbed).all(|(a, b)| {
         let scale = a.abs().max(sd);
         (a - b).abs() <= limit * scale
     });
@@ -63,13 +65,27 @@ pub fn check_conditioning(
     }
 }
 
+/// Every acceptance rule for a whole output series.
 pub fn check_series(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> {
+    check_values(y, cfg)?;
+    check_spread(y, cfg)
+}
+
+/// The point-wise rules, which a block of a series can fail on its own: non-finite values
+/// first, then values out of bounds. Checked block by block, the first failing block
+/// decides between the two.
+pub fn check_values(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> {
     if y.iter().any(|v| !v.is_finite()) {
         return Err(Rejection::NonFinite);
     }
     if y.iter().any(|v| v.abs() > cfg.max_abs) {
         return Err(Rejection::OutOfBounds);
     }
+    Ok(())
+}
+
+/// The rule on the whole series: it must not be near-constant.
+pub fn check_spread(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> {
     let (_, sd) = mean_std(y);
     let level = (y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64).max(1.0);
     if sd <= cfg.min_rel_std * level {
@@ -123,10 +139,11 @@ mod tests {
     fn conditioning_rejects_amplified_perturbations() {
         let y = [1.0, 2.0, 3.0];
         let mild: Vec<f64> = y.iter().map(|v| v * (1.0 + 10.0 * PERTURBATION)).collect();
-        assert_eq!(check_conditioning(&y, &mild, 1e3), Ok(()));
+        let sd = mean_std(&y).1;
+        assert_eq!(check_conditioning(&y, sd, 0, &mild, 1e3), Ok(()));
         let wild: Vec<f64> = y.iter().map(|v| v * (1.0 + 1e4 * PERTURBATION)).collect();
         assert_eq!(
-            check_conditioning(&y, &wild, 1e3),
+            check_conditioning(&y, sd, 0, &wild, 1e3),
             Err(Rejection::IllConditioned)
         );
     }

@@ -49,6 +49,14 @@ pub struct CorpusSpec {
     /// The generator preset, stored in the manifest and in every shard (the store does not
     /// interpret it).
     pub config: serde_json::Value,
+    /// The revision of the code that turns (seed, id, preset) into a sample: shards of one
+    /// corpus must all come from one revision. Manifests from before it was recorded are 1.
+    #[serde(default = "first_revision")]
+    pub generator_revision: u32,
+}
+
+fn first_revision() -> u32 {
+    1
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

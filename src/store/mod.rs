@@ -2,6 +2,7 @@
 //! prepares and resumes an output directory, and the reader. Knows nothing of how samples
 //! are made.
 
+mod chunks;
 mod corpus;
 mod manifest;
 mod record;
@@ -11,5 +12,5 @@ mod writer;
 pub use corpus::Corpus;
 pub use manifest::{merge, CorpusSpec, Manifest, ShardEntry, MANIFEST, MAX_SHARDS};
 pub use record::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
-pub use shard::{read_shard, Compression, ShardData};
+pub use shard::{read_shard, Compression, PackedShard, ShardData, ShardLayout};
 pub use writer::CorpusWriter;

@@ -3,8 +3,9 @@
 //! generator only schedules work and hands finished shards over.
 
 use super::manifest::{manifest_path, CorpusSpec, Manifest, ShardEntry, MANIFEST};
-use super::record::{Outcome, Rejections};
-use super::shard::{shard_file_name, write_shard, ShardMeta, FORMAT_VERSION};
+use super::shard::{
+    shard_file_name, write_shard, PackedShard, ShardLayout, ShardMeta, FORMAT_VERSION,
+};
 use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::lock::{is_lock_file, lock_dir, Lock};
@@ -87,31 +88,23 @@ impl CorpusWriter {
         self.manifest.ids_of(index)
     }
 
-    /// Writes shard `index` from the outcomes of its ids, lists it in the manifest and saves
-    /// the manifest. Returns the shard's entry.
-    pub fn store(&mut self, index: u64, outcomes: Vec<Outcome>) -> Result<&ShardEntry> {
-        let mut samples = Vec::with_capacity(outcomes.len());
-        let mut failed = 0u64;
-        let mut rejections = Rejections::default();
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Accepted(s, r) => {
-                    rejections.add(&r);
-                    samples.push(s);
-                }
-                Outcome::Failed { rejections: r, .. } => {
-                    failed += 1;
-                    rejections.add(&r);
-                }
-            }
+    /// How this corpus's shards are laid out, for [`PackedShard::pack`].
+    pub fn layout(&self) -> ShardLayout {
+        ShardLayout {
+            length: self.manifest.spec.length,
+            compression: self.manifest.spec.compression,
         }
+    }
+
+    /// Writes shard `index`, lists it in the manifest and saves the manifest. Returns the
+    /// shard's entry.
+    pub fn store(&mut self, index: u64, shard: PackedShard) -> Result<&ShardEntry> {
         let meta = ShardMeta {
             seed: self.manifest.spec.seed,
             config_json: &self.config_json,
-            length: self.manifest.spec.length,
-            compression: self.manifest.spec.compression,
+            layout: self.layout(),
         };
-        let path = write_shard(&self.out, index, &samples, failed, &meta)?;
+        let path = write_shard(&self.out, index, &shard, &meta)?;
         let bytes = std::fs::metadata(&path)
             .map_err(|e| Error::io(&path, e))?
             .len();
@@ -121,10 +114,10 @@ impl CorpusWriter {
             file: shard_file_name(index),
             first_id: ids.start,
             end_id: ids.end,
-            samples: samples.len() as u64,
-            failed,
-            rejected: rejections.total(),
-            rejections,
+            samples: shard.samples(),
+            failed: shard.failed,
+            rejected: shard.rejections.total(),
+            rejections: shard.rejections,
             bytes,
             sha256: sha256_file(&path)?,
         };
@@ -179,6 +172,16 @@ fn check_fresh(out: &Path, plan: &Manifest, worker: u32, resume: bool) -> Result
 /// directory that holds a different corpus.
 fn resume_manifest(out: &Path, plan: Manifest, path: &Path) -> Result<Manifest> {
     let existing = Manifest::load(path)?;
+    let (was, now) = (
+        existing.spec.generator_revision,
+        plan.spec.generator_revision,
+    );
+    if was != now {
+        return Err(Error::Request(format!(
+            "cannot resume: {} was written by generator revision {was}, and this s2kit writes revision {now}, whose samples differ; use a new --out",
+            path.display()
+        )));
+    }
     if !existing.same_corpus(&plan) {
         return Err(Error::Request(format!(
             "cannot resume: {} describes a different corpus (seed {}, {} samples, shard size {}, {} workers, or another preset/length/compression); use the original arguments or a new --out",

@@ -1,35 +1,11 @@
-//! Evaluation. Whole series are evaluated node by node over buffers (never point by point
-//! through a parser); ODE solvers use a flattened program at single time points.
+//! Evaluation. Expressions are flattened once into a postfix [`Program`]: ODE solvers run it
+//! at single time points, explicit samples over whole series a block of points at a time.
 
 use super::{BinaryOp, Expr, UnaryOp, Var};
 
-/// Evaluates `expr` over series of length `len`; `inputs[i]` is channel `x{i}`.
-/// Each node owns its buffer, so no operator can alias or modify a child's values.
-pub fn eval_series(expr: &Expr, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
-    match expr {
-        Expr::Const(c) => vec![*c; len],
-        Expr::Var(Var::Input(i)) => inputs[*i].clone(),
-        Expr::Var(Var::Time) => (0..len).map(|k| k as f64).collect(),
-        Expr::Var(Var::State(j)) => {
-            panic!("eval_series: state variable y{j} has no series; use the ODE solver")
-        }
-        Expr::Unary(op, a) => {
-            let mut v = eval_series(a, inputs, len);
-            for x in &mut v {
-                *x = op.apply(*x);
-            }
-            v
-        }
-        Expr::Binary(op, a, b) => {
-            let mut left = eval_series(a, inputs, len);
-            let right = eval_series(b, inputs, len);
-            for (l, r) in left.iter_mut().zip(&right) {
-                *l = op.apply(*l, *r);
-            }
-            left
-        }
-    }
-}
+/// Points per block of series evaluation: enough to amortise the dispatch per step, few
+/// enough that a series failing its checks early is abandoned early.
+const BLOCK: usize = 32;
 
 /// The values of every variable at one instant.
 pub struct PointEnv<'a> {
@@ -38,7 +14,7 @@ pub struct PointEnv<'a> {
     pub t: f64,
 }
 
-/// One step of a [`PointProgram`].
+/// One step of a [`Program`].
 #[derive(Clone, Copy, Debug)]
 enum Step {
     Const(f64),
@@ -49,20 +25,19 @@ enum Step {
     Binary(BinaryOp),
 }
 
-/// An expression flattened to postfix order for evaluation at single points, as an ODE
-/// solver does millions of times per sample: one pass over a flat array and a small value
+/// An expression flattened to postfix order: one pass over a flat array and a small value
 /// stack, instead of a recursive walk over boxed nodes (which took three quarters of ODE
-/// generation time). Each operation is the same as in the tree, in the same order, so the
-/// result is bit-identical to evaluating the tree.
+/// generation time) or a buffer allocated per node. Each operation is the same as in the
+/// tree, in the same order, so the result is bit-identical to evaluating the tree.
 #[derive(Clone, Debug)]
-pub struct PointProgram {
+pub struct Program {
     steps: Vec<Step>,
     /// The deepest the value stack gets.
     depth: usize,
 }
 
-impl PointProgram {
-    pub fn new(expr: &Expr) -> PointProgram {
+impl Program {
+    pub fn new(expr: &Expr) -> Program {
         fn emit(e: &Expr, steps: &mut Vec<Step>, height: usize, depth: &mut usize) {
             *depth = (*depth).max(height + 1);
             match e {
@@ -83,7 +58,64 @@ impl PointProgram {
         }
         let (mut steps, mut depth) = (Vec::new(), 0);
         emit(expr, &mut steps, 0, &mut depth);
-        PointProgram { steps, depth }
+        Program { steps, depth }
+    }
+
+    /// The series over `len` points, `inputs[i]` being channel `x{i}`, evaluated a block at
+    /// a time. `check(start, block)` sees each finished block in order and may stop the
+    /// evaluation with an error, so a candidate that fails early costs only its first blocks.
+    pub fn eval_series<E>(
+        &self,
+        inputs: &[Vec<f64>],
+        len: usize,
+        mut check: impl FnMut(usize, &[f64]) -> Result<(), E>,
+    ) -> Result<Vec<f64>, E> {
+        let mut out = vec![0.0; len];
+        let mut stack = vec![[0.0f64; BLOCK]; self.depth];
+        for start in (0..len).step_by(BLOCK) {
+            let m = BLOCK.min(len - start);
+            let mut top = 0;
+            for step in &self.steps {
+                match *step {
+                    Step::Const(c) => {
+                        stack[top][..m].fill(c);
+                        top += 1;
+                    }
+                    Step::Input(i) => {
+                        stack[top][..m].copy_from_slice(&inputs[i][start..start + m]);
+                        top += 1;
+                    }
+                    Step::Time => {
+                        let slot = &mut stack[top][..m];
+                        slot.iter_mut()
+                            .enumerate()
+                            .for_each(|(k, v)| *v = (start + k) as f64);
+                        top += 1;
+                    }
+                    Step::State(j) => {
+                        panic!("eval_series: state variable y{j} has no series; use the ODE solver")
+                    }
+                    Step::Unary(op) => {
+                        stack[top - 1][..m]
+                            .iter_mut()
+                            .for_each(|v| *v = op.apply(*v));
+                    }
+                    Step::Binary(op) => {
+                        top -= 1;
+                        let (below, above) = stack.split_at_mut(top);
+                        let right = &above[0][..m];
+                        let left = &mut below[top - 1][..m];
+                        left.iter_mut()
+                            .zip(right)
+                            .for_each(|(l, r)| *l = op.apply(*l, *r));
+                    }
+                }
+            }
+            let block = &mut out[start..start + m];
+            block.copy_from_slice(&stack[0][..m]);
+            check(start, block)?;
+        }
+        Ok(out)
     }
 
     /// The value at `env`; `stack` is scratch space, reused between calls.
@@ -124,6 +156,72 @@ impl PointProgram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::sample_rng;
+    use crate::symbolic::{SymbolicConfig, TreeSampler};
+
+    /// The whole series, with no checks.
+    fn eval_series(expr: &Expr, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
+        let all = Program::new(expr).eval_series(inputs, len, |_, _| Ok::<(), ()>(()));
+        all.unwrap()
+    }
+
+    /// The oracle: a recursive walk, one buffer per node.
+    fn tree_walk(expr: &Expr, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
+        match expr {
+            Expr::Const(c) => vec![*c; len],
+            Expr::Var(Var::Input(i)) => inputs[*i].clone(),
+            Expr::Var(Var::Time) => (0..len).map(|k| k as f64).collect(),
+            Expr::Var(Var::State(_)) => unreachable!(),
+            Expr::Unary(op, a) => tree_walk(a, inputs, len)
+                .into_iter()
+                .map(|x| op.apply(x))
+                .collect(),
+            Expr::Binary(op, a, b) => {
+                let right = tree_walk(b, inputs, len);
+                tree_walk(a, inputs, len)
+                    .into_iter()
+                    .zip(right)
+                    .map(|(l, r)| op.apply(l, r))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_are_bit_identical_to_the_tree_walk() {
+        // 77 points: two whole blocks and a short one.
+        let trees = TreeSampler::new(&SymbolicConfig::default()).unwrap();
+        let inputs: Vec<Vec<f64>> = (0..3)
+            .map(|c| {
+                (0..77)
+                    .map(|k| ((k * (c + 2)) as f64 * 0.37).sin() * 3.0)
+                    .collect()
+            })
+            .collect();
+        for id in 0..500 {
+            let tree = trees.sample(&mut sample_rng(1, id), 3);
+            let want = tree_walk(&tree, &inputs, 77);
+            let got = eval_series(&tree, &inputs, 77);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{tree}");
+        }
+    }
+
+    #[test]
+    fn a_refused_block_stops_the_evaluation() {
+        let xs: Vec<f64> = (0..100).map(|k| k as f64).collect();
+        let mut seen = Vec::new();
+        let got = Program::new(&Expr::input(0)).eval_series(&[xs], 100, |start, block| {
+            seen.push((start, block.len()));
+            if block.iter().any(|v| *v >= 40.0) {
+                Err(start)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(got, Err(32));
+        assert_eq!(seen, vec![(0, 32), (32, 32)]);
+    }
 
     #[test]
     fn every_operator_matches_scalar_maths() {
@@ -194,7 +292,7 @@ mod tests {
             let op = [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub, BinaryOp::Div][k % 4];
             e = Expr::binary(op, Expr::unary(UnaryOp::Sin, Expr::input(0)), e);
         }
-        let program = PointProgram::new(&e);
+        let program = Program::new(&e);
         assert!(program.depth >= 2);
         let series = eval_series(&e, std::slice::from_ref(&xs), 3);
         let mut stack = Vec::new();
@@ -226,7 +324,7 @@ mod tests {
                 t: 0.0,
             };
             let mut stack = Vec::new();
-            assert_eq!(PointProgram::new(&e).eval(&env, &mut stack), series[k]);
+            assert_eq!(Program::new(&e).eval(&env, &mut stack), series[k]);
         }
     }
 }

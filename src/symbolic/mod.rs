@@ -9,7 +9,7 @@ mod print;
 mod sample;
 pub mod tokens;
 
-pub use eval::{eval_series, PointEnv, PointProgram};
+pub use eval::{PointEnv, Program};
 pub use print::operator_counts;
 pub use sample::{OperatorConfig, SymbolicConfig, TreeSampler};
 

@@ -31,7 +31,7 @@ pub fn request(out: &Path, samples: u64, shard_size: u64, threads: usize) -> Gen
         worker: 0,
         workers: 1,
         resume: false,
-        compression: Compression::Lzf,
+        compression: Compression::ShuffleLzf,
         threads,
     }
 }
