@@ -52,6 +52,10 @@ pub struct TransferStage {
     /// other columns' names).
     #[serde(default)]
     pub encoders: Vec<PathBuf>,
+    /// Whether the linear probes of saved encoders also read each channel's level (as
+    /// `transfer --levels`).
+    #[serde(default)]
+    pub levels: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -229,6 +233,7 @@ fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
         let name = dataset_name(dataset);
         let mut row = Vec::new();
         for (label, model, protocol, fcn) in columns(&run_dir, &t.encoders) {
+            let levels = t.levels && protocol == Protocol::Linear && model != ModelSpec::MiniRocket;
             let req = TransferRequest {
                 dataset: dataset.clone(),
                 model,
@@ -242,6 +247,7 @@ fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
                 save_encoder: None,
                 overwrite: false,
                 layer: None,
+                levels,
                 device: device.clone(),
             };
             check_request(&req)
@@ -427,6 +433,7 @@ fn cell_digest(req: &TransferRequest, data_digest: &str) -> Result<String> {
         "fit": req.fit,
         "val_fraction": req.val_fraction,
         "layer": req.layer,
+        "levels": req.levels,
     });
     Ok(sha256_bytes(inputs.to_string().as_bytes()))
 }

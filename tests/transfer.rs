@@ -9,6 +9,18 @@ use std::path::{Path, PathBuf};
 
 /// Two classes told apart by frequency (2 vs 6 cycles), with random phase and noise.
 fn write_split(path: &Path, cases: usize, seed: u64) {
+    write_waves(path, cases, seed, |slow| {
+        if slow {
+            (2.0, 0.0)
+        } else {
+            (6.0, 0.0)
+        }
+    });
+}
+
+/// Waves of `cycles` raised by `offset` for each class (`true`: the first), with random phase
+/// and noise.
+fn write_waves(path: &Path, cases: usize, seed: u64, class: impl Fn(bool) -> (f64, f64)) {
     let mut text = String::from("@problemName Waves\n@timeStamps false\n@missing false\n@univariate true\n@equalLength true\n@seriesLength 32\n@classLabel true slow fast\n@data\n");
     let mut state = seed
         .wrapping_mul(6364136223846793005)
@@ -20,16 +32,14 @@ fn write_split(path: &Path, cases: usize, seed: u64) {
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
     for i in 0..cases {
-        let (label, cycles) = if i % 2 == 0 {
-            ("slow", 2.0)
-        } else {
-            ("fast", 6.0)
-        };
+        let label = if i % 2 == 0 { "slow" } else { "fast" };
+        let (cycles, offset) = class(i % 2 == 0);
         let phase = next() * std::f64::consts::TAU;
         let values: Vec<String> = (0..32)
             .map(|t| {
                 let v = (cycles * std::f64::consts::TAU * t as f64 / 32.0 + phase).sin()
-                    + 0.3 * (next() - 0.5);
+                    + 0.3 * (next() - 0.5)
+                    + offset;
                 format!("{v:.4}")
             })
             .collect();
@@ -74,6 +84,7 @@ fn request(data: PathBuf, model: ModelSpec, protocol: Protocol) -> TransferReque
         save_encoder: None,
         overwrite: false,
         layer: None,
+        levels: false,
         device: candle_core::Device::Cpu,
     }
 }
@@ -215,7 +226,8 @@ fn the_linear_probe_chooses_on_train_only() {
                 features: match &real.seeds[0].selection {
                     Selection::Ridge { features, .. } => *features,
                     _ => unreachable!(),
-                }
+                },
+                levels_weight: None,
             }
         );
     }
@@ -270,4 +282,44 @@ fn embeddings_are_written_in_the_documented_layout() {
     let stored: Vec<f32> = features.read_raw().unwrap();
     let expected: Vec<f32> = embedding.train.0.iter().flatten().copied().collect();
     assert_eq!(stored, expected);
+}
+
+#[test]
+fn levels_bring_back_what_z_normalisation_hides() {
+    // The classes differ only in their level, which every encoder's input has lost.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("Waves");
+    std::fs::create_dir_all(&dir).unwrap();
+    let level = |slow: bool| (2.0, if slow { 0.0 } else { 3.0 });
+    write_waves(&dir.join("Waves_TRAIN.ts"), 40, 1, level);
+    write_waves(&dir.join("Waves_TEST.ts"), 40, 2, level);
+    let encoder = ModelSpec::Saved(small_fcn(tmp.path()));
+    let mut req = request(dir.clone(), encoder, Protocol::Linear);
+    req.seeds = 1;
+    let blind = run_transfer(&req, &|_| {}).unwrap();
+    req.levels = true;
+    let seeing = run_transfer(&req, &|_| {}).unwrap();
+    assert!(
+        blind.accuracy_mean < 0.8,
+        "without levels {}",
+        blind.accuracy_mean
+    );
+    assert_eq!(seeing.accuracy_mean, 1.0);
+    let Selection::Ridge { levels_weight, .. } = seeing.seeds[0].selection else {
+        panic!("the linear probe is a ridge classifier")
+    };
+    assert!(levels_weight.is_some_and(|w| w > 0.0), "{levels_weight:?}");
+
+    // Garbage TEST cases change the score, never the choice of weight and α.
+    let garbled = tmp.path().join("garbled").join("Waves");
+    std::fs::create_dir_all(&garbled).unwrap();
+    std::fs::copy(dir.join("Waves_TRAIN.ts"), garbled.join("Waves_TRAIN.ts")).unwrap();
+    garbage_test(&garbled);
+    req.dataset = garbled;
+    let other = run_transfer(&req, &|_| {}).unwrap();
+    assert_eq!(other.seeds[0].selection, seeing.seeds[0].selection);
+
+    req.model = ModelSpec::MiniRocket;
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("MiniRocket already sees the levels"), "{err}");
 }

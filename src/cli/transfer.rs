@@ -30,6 +30,11 @@ pub struct TransferArgs {
     /// default: the last.
     #[arg(long)]
     layer: Option<usize>,
+    /// The linear probe also reads each channel's level (mean and log standard deviation),
+    /// which z-normalisation hides from the encoder; the levels' weight is chosen on TRAIN
+    /// by leave-one-out error, 0 included.
+    #[arg(long)]
+    levels: bool,
     #[arg(long, default_value_t = 3)]
     seeds: u64,
     /// Maximum epochs (training stops earlier when the validation score stops improving).
@@ -80,6 +85,7 @@ pub fn run(a: TransferArgs) -> Result<()> {
         save_encoder: a.save_encoder,
         overwrite: a.force,
         layer: a.layer,
+        levels: a.levels,
         device: s2kit::runtime::device(&a.device)?,
     };
     let pb = progress::bar(req.fit.max_epochs as u64, "epochs");

@@ -120,6 +120,9 @@ pub struct TransferRequest {
     pub overwrite: bool,
     /// The encoder layer the linear probe reads (1-based; `None`: the last).
     pub layer: Option<usize>,
+    /// Whether the linear probe also reads each channel's level, which z-normalisation hides
+    /// from the encoder (the block's weight is chosen on TRAIN, and may be 0).
+    pub levels: bool,
     /// Where the classifiers train.
     pub device: Device,
 }
@@ -244,6 +247,12 @@ impl TransferRequest {
                 ));
             }
             self.check_encoder_target(dir)?;
+        }
+        if self.levels && (self.protocol != Protocol::Linear || self.model == ModelSpec::MiniRocket)
+        {
+            return Err(Error::Request(
+                "--levels adds channel levels to an encoder's linear probe: use it with --protocol linear and a saved encoder (MiniRocket already sees the levels)".into(),
+            ));
         }
         if self.layer.is_some() && self.protocol != Protocol::Linear {
             return Err(Error::Request(
@@ -391,14 +400,7 @@ pub fn run_transfer(
                 &mut rng,
                 device,
             )?;
-            let probe =
-                RidgeClassifier::fit(&train_f, &train_all.labels, classes, &default_alphas())?;
-            let selection = Selection::Ridge {
-                alpha: probe.alpha,
-                loo_mse: probe.loo_error(),
-                features: train_f.first().map_or(0, Vec::len),
-            };
-            (selection, probe.predict(&test_f))
+            linear_probe(train_f, test_f, [&train_all, &test], classes, req.levels)?
         } else {
             let Some(cfg) = &encoder_cfg else {
                 return Err(Error::Request(format!(
@@ -472,6 +474,73 @@ fn cases(p: &Prepared) -> Vec<Vec<Vec<f32>>> {
         .chunks(p.channels * p.length)
         .map(|case| case.chunks(p.length).map(<[f32]>::to_vec).collect())
         .collect()
+}
+
+/// Weights tried for the block of channel levels under `--levels`, chosen with α by
+/// leave-one-out error on TRAIN; 0 leaves the levels out.
+const LEVEL_WEIGHTS: [f64; 5] = [0.0, 1.0, 3.0, 10.0, 30.0];
+
+/// Each case's features followed by its channels' levels (mean and log standard deviation).
+fn with_levels(features: Features, cases: &Prepared) -> Features {
+    let width = 2 * cases.channels;
+    features
+        .into_iter()
+        .zip(cases.levels.chunks(width))
+        .map(|(mut f, levels)| {
+            f.extend_from_slice(levels);
+            f
+        })
+        .collect()
+}
+
+/// The ridge probe on frozen features, with (under `levels`) the channel levels appended and
+/// their weight chosen with α on TRAIN: the selection, and the predictions for `test`.
+fn linear_probe(
+    train_f: Features,
+    test_f: Features,
+    [train, test]: [&Prepared; 2],
+    classes: usize,
+    levels: bool,
+) -> Result<(Selection, Vec<usize>)> {
+    let features = train_f.first().map_or(0, Vec::len);
+    if !levels {
+        let probe = RidgeClassifier::fit(&train_f, &train.labels, classes, &default_alphas())?;
+        let selection = Selection::Ridge {
+            alpha: probe.alpha,
+            loo_mse: probe.loo_error(),
+            features,
+            levels_weight: None,
+        };
+        return Ok((selection, probe.predict(&test_f)));
+    }
+    let (train_f, test_f) = (with_levels(train_f, train), with_levels(test_f, test));
+    let mut best: Option<(RidgeClassifier, f64)> = None;
+    for &w in &LEVEL_WEIGHTS {
+        let mut weights = vec![1.0; features];
+        weights.resize(features + 2 * train.channels, w);
+        let probe = RidgeClassifier::fit_weighted(
+            &train_f,
+            &weights,
+            &train.labels,
+            classes,
+            &default_alphas(),
+        )?;
+        // Strictly better only: on ties the smaller weight (first, 0) stays.
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| probe.loo_error() < b.loo_error())
+        {
+            best = Some((probe, w));
+        }
+    }
+    let (probe, w) = best.expect("LEVEL_WEIGHTS is not empty");
+    let selection = Selection::Ridge {
+        alpha: probe.alpha,
+        loo_mse: probe.loo_error(),
+        features,
+        levels_weight: Some(w),
+    };
+    Ok((selection, probe.predict(&test_f)))
 }
 
 /// Frozen features of `train` and `test`, [n][features]: MiniRocket fitted on `train`, or a
@@ -608,6 +677,7 @@ mod tests {
         let n = x.dim(0).unwrap();
         let cases = Prepared {
             values: x.flatten_all().unwrap().to_vec1().unwrap(),
+            levels: vec![0.0; 2 * n],
             labels: vec![0; n],
             n,
             channels: 1,

@@ -19,7 +19,10 @@ pub enum Selection {
     Ridge {
         alpha: f64,
         loo_mse: f64,
+        /// The encoder's features (without the levels).
         features: usize,
+        /// Under `--levels`: the weight chosen for the channel levels (0: left out).
+        levels_weight: Option<f64>,
     },
 }
 
@@ -28,8 +31,17 @@ impl std::fmt::Display for Selection {
         match self {
             Selection::Epochs(fit) => write!(f, "epoch {} of {}", fit.best_epoch, fit.epochs_run),
             Selection::Ridge {
-                alpha, features, ..
-            } => write!(f, "ridge α {alpha:.3} on {features} features"),
+                alpha,
+                features,
+                levels_weight,
+                ..
+            } => {
+                write!(f, "ridge α {alpha:.3} on {features} features")?;
+                match levels_weight {
+                    Some(w) => write!(f, " + channel levels ×{w}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -17,12 +17,13 @@ pub fn default_alphas() -> Vec<f64> {
         .collect()
 }
 
-/// A fitted classifier: features are standardised with TRAIN's statistics, then scored by
-/// `weights` and `intercept`.
+/// A fitted classifier: features are standardised with TRAIN's statistics (and multiplied by
+/// their column weights), then scored by `weights` and `intercept`.
 #[derive(Clone, Debug)]
 pub struct RidgeClassifier {
     mean: DVector<f64>,
-    scale: DVector<f64>,
+    /// Per column: the column weight over TRAIN's standard deviation.
+    factor: DVector<f64>,
     /// [features, targets]
     weights: DMatrix<f64>,
     intercept: DVector<f64>,
@@ -38,10 +39,10 @@ fn matrix(rows: &[Vec<f32>]) -> DMatrix<f64> {
     DMatrix::from_fn(n, d, |i, j| rows[i][j] as f64)
 }
 
-/// (x − mean) / scale, column by column.
-fn standardised(x: &DMatrix<f64>, mean: &DVector<f64>, scale: &DVector<f64>) -> DMatrix<f64> {
+/// (x − mean) · factor, column by column.
+fn standardised(x: &DMatrix<f64>, mean: &DVector<f64>, factor: &DVector<f64>) -> DMatrix<f64> {
     DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| {
-        (x[(i, j)] - mean[j]) / scale[j]
+        (x[(i, j)] - mean[j]) * factor[j]
     })
 }
 
@@ -67,6 +68,20 @@ impl RidgeClassifier {
         classes: usize,
         alphas: &[f64],
     ) -> Result<Self> {
+        let d = features.first().map_or(0, Vec::len);
+        Self::fit_weighted(features, &vec![1.0; d], labels, classes, alphas)
+    }
+
+    /// [`fit`](Self::fit), with each standardised column multiplied by its weight in
+    /// `column_weights` (0 removes it): under one penalty, a block of few columns weighted
+    /// up counts as much as a block of many.
+    pub fn fit_weighted(
+        features: &[Vec<f32>],
+        column_weights: &[f64],
+        labels: &[usize],
+        classes: usize,
+        alphas: &[f64],
+    ) -> Result<Self> {
         if let Some(i) = features
             .iter()
             .position(|f| f.iter().any(|v| !v.is_finite()))
@@ -78,16 +93,18 @@ impl RidgeClassifier {
         }
         let x = matrix(features);
         let (n, d) = x.shape();
+        if column_weights.len() != d {
+            return Err(Error::Other(format!(
+                "{} column weights for {d} features",
+                column_weights.len()
+            )));
+        }
         let mean = DVector::from_fn(d, |j, _| x.column(j).mean());
-        let scale = DVector::from_fn(d, |j, _| {
+        let factor = DVector::from_fn(d, |j, _| {
             let sd = x.column(j).variance().sqrt();
-            if sd > 1e-12 {
-                sd
-            } else {
-                1.0
-            }
+            column_weights[j] / if sd > 1e-12 { sd } else { 1.0 }
         });
-        let a = standardised(&x, &mean, &scale);
+        let a = standardised(&x, &mean, &factor);
         let y = targets(labels, classes);
         let y_mean = DVector::from_fn(y.ncols(), |c, _| y.column(c).mean());
         let yc = DMatrix::from_fn(n, y.ncols(), |i, c| y[(i, c)] - y_mean[c]);
@@ -124,7 +141,7 @@ impl RidgeClassifier {
         let weights = a.transpose() * dual;
         Ok(RidgeClassifier {
             mean,
-            scale,
+            factor,
             weights,
             intercept: y_mean,
             classes,
@@ -143,7 +160,7 @@ impl RidgeClassifier {
 
     /// Decision values [n][targets] of `features` [n][d].
     fn decision(&self, features: &[Vec<f32>]) -> DMatrix<f64> {
-        let a = standardised(&matrix(features), &self.mean, &self.scale);
+        let a = standardised(&matrix(features), &self.mean, &self.factor);
         let mut scores = a * &self.weights;
         for mut row in scores.row_iter_mut() {
             row += self.intercept.transpose();
@@ -295,6 +312,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn column_weights_act_as_the_penalty_says() {
+        let (x, y) = problem(30, 6, 3, 5);
+        let alphas = default_alphas();
+        // Weight 0 removes a column: the fit equals the one without it.
+        let mut w = vec![1.0; 6];
+        w[5] = 0.0;
+        let weighted = RidgeClassifier::fit_weighted(&x, &w, &y, 3, &alphas).unwrap();
+        let dropped: Vec<Vec<f32>> = x.iter().map(|r| r[..5].to_vec()).collect();
+        let plain = RidgeClassifier::fit(&dropped, &y, 3, &alphas).unwrap();
+        for ((a1, e1), (a2, e2)) in weighted.loo_errors.iter().zip(&plain.loo_errors) {
+            assert_eq!(a1, a2);
+            assert!((e1 - e2).abs() < 1e-10, "{e1} vs {e2}");
+        }
+        // Every column weighted by 2 is the unweighted fit with α / 4.
+        let doubled = RidgeClassifier::fit_weighted(&x, &[2.0; 6], &y, 3, &alphas).unwrap();
+        let quarter: Vec<f64> = alphas.iter().map(|a| a / 4.0).collect();
+        let plain = RidgeClassifier::fit(&x, &y, 3, &quarter).unwrap();
+        for ((_, e1), (_, e2)) in doubled.loo_errors.iter().zip(&plain.loo_errors) {
+            assert!((e1 - e2).abs() < 1e-10, "{e1} vs {e2}");
+        }
+        assert_eq!(doubled.predict(&x), plain.predict(&x));
+        let err = RidgeClassifier::fit_weighted(&x, &[1.0; 5], &y, 3, &alphas).unwrap_err();
+        assert!(err.to_string().contains("5 column weights for 6 features"));
     }
 
     #[test]

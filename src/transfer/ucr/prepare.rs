@@ -10,6 +10,9 @@
 //!    for every model but MiniRocket, which, as in its reference, sees the values themselves
 //!    (its biases come from the data's own scale, and the channels' levels carry information).
 //!
+//! Each channel's level (its mean and the log of its standard deviation, what step 3
+//! removes) is kept beside the values, for readouts that want it back.
+//!
 //! Channels are kept apart: a case of C channels is C univariate series, which every encoder
 //! embeds independently and the classifier joins (MiniRocket, which sums random channel
 //! subsets, is the exception; see `transfer`).
@@ -20,6 +23,8 @@ use super::ts::TsSplit;
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub values: Vec<f32>,
+    /// `[n, channels, 2]`: each channel's mean and log standard deviation, after steps 1-2.
+    pub levels: Vec<f32>,
     pub labels: Vec<usize>,
     pub n: usize,
     pub channels: usize,
@@ -30,12 +35,16 @@ impl Prepared {
     /// The cases at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Prepared {
         let stride = self.channels * self.length;
+        let level_stride = self.channels * 2;
         let mut values = Vec::with_capacity(indices.len() * stride);
+        let mut levels = Vec::with_capacity(indices.len() * level_stride);
         for &i in indices {
             values.extend_from_slice(&self.values[i * stride..(i + 1) * stride]);
+            levels.extend_from_slice(&self.levels[i * level_stride..(i + 1) * level_stride]);
         }
         Prepared {
             values,
+            levels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             n: indices.len(),
             channels: self.channels,
@@ -83,6 +92,17 @@ fn resample(x: &[f64], len: usize) -> Vec<f64> {
     }
 }
 
+/// A channel's mean and log standard deviation. A constant channel's spread is taken at the
+/// rounding level of its values (below which `z_normalize` calls it constant), so the log stays
+/// finite and scales with the data like every other channel's.
+fn level(x: &[f64]) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let size = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    (mean, sd.max(1e-12 * size).max(f64::MIN_POSITIVE).ln())
+}
+
 /// In f64, and with a threshold relative to the values' own size, so that the result does not
 /// depend on the scale of the data: a set multiplied by 1e-40 normalises like the original.
 fn z_normalize(x: &mut [f64]) {
@@ -103,11 +123,14 @@ fn z_normalize(x: &mut [f64]) {
 pub fn prepare(split: &TsSplit, length: usize, z_normalise: bool) -> Prepared {
     let channels = split.n_channels();
     let mut values = Vec::with_capacity(split.series.len() * channels * length);
+    let mut levels = Vec::with_capacity(split.series.len() * channels * 2);
     for case in &split.series {
         for channel in case {
             let mut c = channel.clone();
             fill_missing(&mut c);
             let mut c = resample(&c, length);
+            let (mean, log_sd) = level(&c);
+            levels.extend([mean as f32, log_sd as f32]);
             if z_normalise {
                 z_normalize(&mut c);
             }
@@ -116,6 +139,7 @@ pub fn prepare(split: &TsSplit, length: usize, z_normalise: bool) -> Prepared {
     }
     Prepared {
         values,
+        levels,
         labels: split.labels.clone(),
         n: split.series.len(),
         channels,
@@ -126,6 +150,19 @@ pub fn prepare(split: &TsSplit, length: usize, z_normalise: bool) -> Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_are_the_mean_and_log_spread_that_normalisation_removes() {
+        let (mean, log_sd) = level(&[1.0, 3.0, 5.0, 7.0]);
+        assert_eq!(mean, 4.0);
+        assert!((log_sd - 5f64.sqrt().ln()).abs() < 1e-12);
+        // Scaled data: the same mean times the scale, the log spread shifted by its log.
+        let (m2, l2) = level(&[1e-40, 3e-40, 5e-40, 7e-40]);
+        assert!((m2 / 4e-40 - 1.0).abs() < 1e-12);
+        assert!((l2 - log_sd - 1e-40f64.ln()).abs() < 1e-9);
+        // Constant and all-zero channels stay finite.
+        assert!(level(&[2.5; 8]).1.is_finite() && level(&[0.0; 8]).1.is_finite());
+    }
 
     #[test]
     fn missing_values_are_interpolated() {
