@@ -323,3 +323,30 @@ fn levels_bring_back_what_z_normalisation_hides() {
     let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
     assert!(err.contains("MiniRocket already sees the levels"), "{err}");
 }
+
+#[test]
+fn finetuning_starts_from_the_linear_probe() {
+    // With a learning rate too small to move anything, what fine-tuning returns is its start:
+    // the head fitted by ridge on the encoder's features scores like a classifier, where the
+    // same model with a random head (scratch) scores near chance.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let encoder = ModelSpec::Saved(small_fcn(tmp.path()));
+    let mut req = request(data, encoder, Protocol::Finetune);
+    req.seeds = 1;
+    req.fit.max_epochs = 1;
+    req.fit.lr = 1e-12;
+    let warm = run_transfer(&req, &|_| {}).unwrap();
+    assert!(
+        warm.accuracy_mean >= 0.9,
+        "warm start {}",
+        warm.accuracy_mean
+    );
+    req.protocol = Protocol::Scratch;
+    let cold = run_transfer(&req, &|_| {}).unwrap();
+    assert!(
+        cold.accuracy_mean <= 0.75,
+        "random head {}",
+        cold.accuracy_mean
+    );
+}

@@ -96,10 +96,16 @@ pub fn evaluate(
 /// Trains `vars` to minimise cross-entropy of `logits` on `train` with AdamW (no weight
 /// decay, no clipping), selects the epoch by validation accuracy (validation loss breaks
 /// ties) and leaves the selected weights (and buffers) in `varmap`.
+/// Variables trained at `lr_scale` times the schedule's learning rate.
+pub struct ParamGroup {
+    pub vars: Vec<(String, Var)>,
+    pub lr_scale: f64,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     logits: &dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>,
-    vars: Vec<(String, Var)>,
+    groups: Vec<ParamGroup>,
     varmap: &VarMap,
     train: &Batchable,
     val: &Batchable,
@@ -108,10 +114,16 @@ pub fn fit(
     on_epoch: &dyn Fn(usize, f64),
 ) -> candle_core::Result<FitReport> {
     let device = train.x.device().clone();
-    let mut opt = AdamW::new(vars, 0.0)?;
+    let mut optimisers = groups
+        .into_iter()
+        .map(|g| Ok((AdamW::new(g.vars, 0.0)?, g.lr_scale)))
+        .collect::<candle_core::Result<Vec<_>>>()?;
     let mut lr = cfg.lr;
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
-    let mut best = (f64::INFINITY, -1.0, 0usize);
+    // The starting weights are a candidate too (epoch 0): a warm-started head may already be
+    // the best the validation split can tell apart.
+    let (val_loss, val_acc, _) = evaluate(logits, val)?;
+    let mut best = (val_loss, val_acc, 0usize);
     let mut best_weights = params::snapshot(varmap)?;
     let (mut since_best, mut since_lr_change) = (0usize, 0usize);
     let mut epochs_run = 0;
@@ -121,7 +133,10 @@ pub fn fit(
             let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
             let out = logits(&train.x.index_select(&idx, 0)?, true)?;
             let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
-            opt.step(&loss.backward()?, lr, f64::INFINITY)?;
+            let grads = loss.backward()?;
+            for (opt, scale) in &mut optimisers {
+                opt.step(&grads, lr * *scale, f64::INFINITY)?;
+            }
         }
         epochs_run = epoch;
         let (val_loss, val_acc, _) = evaluate(logits, val)?;

@@ -158,6 +158,26 @@ impl RidgeClassifier {
             .map_or(f64::NAN, |e| e.1)
     }
 
+    /// The decision function on raw features as one affine map, score = W·x + b: W
+    /// [targets][d] and b [targets]. One target for two classes (positive: class 1).
+    pub fn affine(&self) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let targets = self.weights.ncols();
+        let w: Vec<Vec<f64>> = (0..targets)
+            .map(|c| {
+                (0..self.mean.len())
+                    .map(|j| self.factor[j] * self.weights[(j, c)])
+                    .collect()
+            })
+            .collect();
+        let b = (0..targets)
+            .map(|c| {
+                let shift: f64 = w[c].iter().zip(self.mean.iter()).map(|(w, m)| w * m).sum();
+                self.intercept[c] - shift
+            })
+            .collect();
+        (w, b)
+    }
+
     /// Decision values [n][targets] of `features` [n][d].
     fn decision(&self, features: &[Vec<f32>]) -> DMatrix<f64> {
         let a = standardised(&matrix(features), &self.mean, &self.factor);
@@ -336,6 +356,20 @@ mod tests {
             assert!((e1 - e2).abs() < 1e-10, "{e1} vs {e2}");
         }
         assert_eq!(doubled.predict(&x), plain.predict(&x));
+        // The affine form gives the same decisions.
+        let (w, b) = doubled.affine();
+        let scores = doubled.decision(&x);
+        for (i, row) in x.iter().enumerate() {
+            for c in 0..w.len() {
+                let s: f64 = w[c]
+                    .iter()
+                    .zip(row)
+                    .map(|(w, v)| w * *v as f64)
+                    .sum::<f64>()
+                    + b[c];
+                assert!((s - scores[(i, c)]).abs() < 1e-9);
+            }
+        }
         let err = RidgeClassifier::fit_weighted(&x, &[1.0; 5], &y, 3, &alphas).unwrap_err();
         assert!(err.to_string().contains("5 column weights for 6 features"));
     }
