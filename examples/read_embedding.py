@@ -14,6 +14,7 @@ def main(path, check):
     with h5py.File(path, "r") as f:
         xtr, ytr = f["train_features"][:], f["train_labels"][:]
         xte, yte = f["test_features"][:], f["test_labels"][:]
+        ltr, lte = f["train_levels"][:], f["test_levels"][:]
         names = [n.decode() if isinstance(n, bytes) else n for n in f["class_names"][:]]
         attrs = {k: f.attrs[k] for k in ("dataset", "model", "layer", "length")}
     print(f"{attrs['dataset']} ({attrs['model']}): train {xtr.shape}, test {xte.shape}, classes {names}")
@@ -26,6 +27,9 @@ def main(path, check):
     for y in (ytr, yte):
         assert y.min() >= 0 and y.max() < len(names), (y.min(), y.max(), names)
     assert np.isfinite(xtr).all() and np.isfinite(xte).all()
+    assert ltr.shape[0] == xtr.shape[0] and lte.shape[0] == xte.shape[0]
+    assert ltr.shape[1] == lte.shape[1] > 0 and ltr.shape[1] % 2 == 0, (ltr.shape, lte.shape)
+    assert np.isfinite(ltr).all() and np.isfinite(lte).all()
     assert len(set(ytr.tolist())) == len(names), "every class occurs in TRAIN"
     print("ok")
 

@@ -280,8 +280,12 @@ fn embeddings_are_written_in_the_documented_layout() {
     assert_eq!(labels.len(), 40);
     assert!(labels.iter().all(|&l| l == 0 || l == 1));
     let stored: Vec<f32> = features.read_raw().unwrap();
-    let expected: Vec<f32> = embedding.train.0.iter().flatten().copied().collect();
+    let expected: Vec<f32> = embedding.train.features.iter().flatten().copied().collect();
     assert_eq!(stored, expected);
+    let levels = file.dataset("test_levels").unwrap();
+    assert_eq!(levels.shape(), vec![40, 2]); // one channel: its mean and log spread
+    let stored: Vec<f32> = levels.read_raw().unwrap();
+    assert!(stored.iter().all(|v| v.is_finite()));
 }
 
 #[test]

@@ -43,12 +43,12 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     };
     let embedding = embed(&req)?;
     embedding.write(&a.out, a.force)?;
-    let width = embedding.train.0.first().map_or(0, Vec::len);
+    let width = embedding.train.features.first().map_or(0, Vec::len);
     println!(
         "{}: {} TRAIN and {} TEST cases of {width} features ({}, {})",
         a.out.display(),
-        embedding.train.0.len(),
-        embedding.test.0.len(),
+        embedding.train.features.len(),
+        embedding.test.features.len(),
         embedding.dataset,
         embedding.model
     );

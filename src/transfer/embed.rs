@@ -3,12 +3,14 @@
 //!
 //! - `train_features` [n_train, features] f32, `train_labels` [n_train] i64,
 //! - `test_features` [n_test, features] f32, `test_labels` [n_test] i64,
+//! - `train_levels` [n_train, 2·channels] f32 and `test_levels`: each channel's mean and log
+//!   standard deviation before z-normalisation, in channel order (what `--levels` adds),
 //! - `class_names` [classes] strings (label i is `class_names[i]`),
 //!
 //! and attributes `dataset`, `model`, `layer` (0 for the default) and `length` (the window
 //! every series was resampled to). Features are raw: standardise them on TRAIN yourself.
 
-use super::{frozen_features, ModelSpec, PreparedSet, TRANSFER_STREAM};
+use super::{frozen_features, ModelSpec, Prepared, PreparedSet, TRANSFER_STREAM};
 use crate::checks::check_output_file;
 use crate::error::{Error, Result};
 use crate::rng::sample_rng;
@@ -33,8 +35,29 @@ pub struct Embedding {
     pub layer: Option<usize>,
     pub length: usize,
     pub class_names: Vec<String>,
-    pub train: (Vec<Vec<f32>>, Vec<usize>),
-    pub test: (Vec<Vec<f32>>, Vec<usize>),
+    pub train: EmbeddedSplit,
+    pub test: EmbeddedSplit,
+}
+
+pub struct EmbeddedSplit {
+    pub features: Vec<Vec<f32>>,
+    /// [n][2·channels]: each channel's mean and log standard deviation.
+    pub levels: Vec<Vec<f32>>,
+    pub labels: Vec<usize>,
+}
+
+impl EmbeddedSplit {
+    fn new(features: Vec<Vec<f32>>, cases: Prepared) -> EmbeddedSplit {
+        EmbeddedSplit {
+            features,
+            levels: cases
+                .levels
+                .chunks(2 * cases.channels)
+                .map(<[f32]>::to_vec)
+                .collect(),
+            labels: cases.labels,
+        }
+    }
 }
 
 /// Computes the features of `req.dataset`'s TRAIN and TEST cases.
@@ -61,8 +84,8 @@ pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
         layer: req.layer,
         length,
         class_names: dataset.train.class_names.clone(),
-        train: (train_f, train.labels),
-        test: (test_f, test.labels),
+        train: EmbeddedSplit::new(train_f, train),
+        test: EmbeddedSplit::new(test_f, test),
     })
 }
 
@@ -72,15 +95,17 @@ impl Embedding {
         check_output_file(path, overwrite)?;
         let h5 = |e: hdf5::Error| Error::hdf5(path, e);
         let file = hdf5::File::create(path).map_err(h5)?;
-        for (name, (features, labels)) in [("train", &self.train), ("test", &self.test)] {
-            let width = features.first().map_or(0, Vec::len);
-            let flat: Vec<f32> = features.iter().flatten().copied().collect();
-            file.new_dataset::<f32>()
-                .shape((features.len(), width))
-                .create(format!("{name}_features").as_str())
-                .and_then(|d| d.write_raw(&flat))
-                .map_err(h5)?;
-            let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+        for (name, split) in [("train", &self.train), ("test", &self.test)] {
+            for (what, rows) in [("features", &split.features), ("levels", &split.levels)] {
+                let width = rows.first().map_or(0, Vec::len);
+                let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+                file.new_dataset::<f32>()
+                    .shape((rows.len(), width))
+                    .create(format!("{name}_{what}").as_str())
+                    .and_then(|d| d.write_raw(&flat))
+                    .map_err(h5)?;
+            }
+            let labels: Vec<i64> = split.labels.iter().map(|&l| l as i64).collect();
             file.new_dataset_builder()
                 .with_data(&labels)
                 .create(format!("{name}_labels").as_str())
