@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generation throughput per preset on one thread: ok-samples/s and rejected candidates per
 # accepted sample, from `s2kit generate --threads 1 --seed 3 --json` (the whole pipeline:
-# generation, lzf shards, SHA-256, manifest).
+# generation, compressed shards, SHA-256, manifest).
 #
 # Usage: benches/preset_throughput.sh [SCALE]   (default 1: 20,000 s2, 5,000 s2-multidim,
 #        4,000 mixed, 4,000 ode samples; SCALE multiplies them)

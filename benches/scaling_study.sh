@@ -31,15 +31,7 @@ for stop in "$@"; do
   mkdir -p "$kept"
   cp "$out/pretrain/encoder.json" "$out/pretrain/encoder.safetensors" "$kept/"
   for layer in $(seq 1 "$layers"); do
-    row="$stop\t$(( stop * batch ))\t$layer"
-    sum=0
-    for set in GunPoint ItalyPowerDemand BasicMotions JapaneseVowels; do
-      "$bin" transfer --model "$kept" --dataset "data/ucr/$set" --protocol linear --seeds 1 \
-        --layer "$layer" --json "$kept/$set-layer$layer.json" >/dev/null
-      acc=$(python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['accuracy_mean'])" "$kept/$set-layer$layer.json")
-      row="$row\t$acc"
-      sum=$(python3 -c "print($sum + $acc)")
-    done
-    printf "$row\t%.4f\n" "$(python3 -c "print($sum / 4)")" | tee -a "$table"
+    printf '%s\t%s\t%s%s\n' "$stop" "$(( stop * batch ))" "$layer" \
+      "$(benches/probe_row.sh "$bin" "$kept" "$kept/layer$layer" --layer "$layer")" | tee -a "$table"
   done
 done

@@ -103,6 +103,18 @@ impl PackedShard {
         let mut symbols = Vec::new();
         let mut input_method = Vec::new();
         for s in &samples {
+            // Rows are laid into chunks by position, so one of another length would shift
+            // every row after it.
+            if s.inputs
+                .iter()
+                .chain(&s.outputs)
+                .any(|r| r.len() != layout.length)
+            {
+                return Err(Error::Other(format!(
+                    "sample {} has a series whose length is not the corpus length {}",
+                    s.id, layout.length
+                )));
+            }
             input_offsets.push(input_offsets.last().unwrap() + s.inputs.len() as u64);
             output_offsets.push(output_offsets.last().unwrap() + s.outputs.len() as u64);
             input_method.extend_from_slice(&s.input_methods);
