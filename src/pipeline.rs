@@ -306,7 +306,7 @@ pub fn run_pipeline(
     let corpus_dir = &plan.generate.out;
     let manifest = corpus_dir.join(MANIFEST);
     if manifest.exists() && Manifest::load(&manifest)?.spec != plan.generate.spec()? {
-        let why = "the recipe's [generate] section or its preset changed since it was generated";
+        let why = "the recipe's [generate] section, its preset or the corpus format (generator revision, compression) changed since it was generated";
         stale(corpus_dir, why, rerun_stale, progress)?;
     }
     if Corpus::open(corpus_dir).is_err() {

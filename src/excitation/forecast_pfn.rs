@@ -168,13 +168,13 @@ impl ForecastPfn {
     }
 }
 
-/// Weibull(k) with its scale chosen so that the median is 1 (the noise is 1 + s·(w − 1)).
 /// `x.rem_euclid(m)` for a whole number x below 2^53, in integers: exact, like the float
 /// remainder, and without its slow software fmod.
 fn int_mod(x: f64, m: i64) -> f64 {
     (x as i64).rem_euclid(m) as f64
 }
 
+/// Weibull(k) with its scale chosen so that the median is 1 (the noise is 1 + s·(w − 1)).
 fn weibull_with_unit_median(k: f64) -> rand_distr::Weibull<f64> {
     let lambda = 1.0 / std::f64::consts::LN_2.powf(1.0 / k);
     rand_distr::Weibull::new(lambda, k).expect("k in [1, 5) gives a valid Weibull")

@@ -5,7 +5,6 @@ use super::validate::{
     Rejection, PERTURBATION,
 };
 use crate::error::Result;
-use crate::excitation::mean_std;
 use crate::excitation::ExcitationSampler;
 use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
@@ -154,8 +153,7 @@ impl Generator {
         let (v, len) = (&self.cfg.validation, self.cfg.length);
         let program = Program::new(tree);
         let y = program.eval_series(&inputs.values, len, |_, block| check_values(block, v))?;
-        check_spread(&y, v)?;
-        let sd = mean_std(&y).1;
+        let sd = check_spread(&y, v)?;
         program.eval_series(&inputs.perturbed, len, |start, block| {
             check_conditioning(&y, sd, start, block, v.max_condition)
         })?;

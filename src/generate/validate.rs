@@ -68,7 +68,7 @@ pub fn check_conditioning(
 /// Every acceptance rule for a whole output series.
 pub fn check_series(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> {
     check_values(y, cfg)?;
-    check_spread(y, cfg)
+    check_spread(y, cfg).map(|_| ())
 }
 
 /// The point-wise rules, which a block of a series can fail on its own: non-finite values
@@ -84,14 +84,15 @@ pub fn check_values(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> 
     Ok(())
 }
 
-/// The rule on the whole series: it must not be near-constant.
-pub fn check_spread(y: &[f64], cfg: &ValidationConfig) -> Result<(), Rejection> {
+/// The rule on the whole series: it must not be near-constant. Returns its standard
+/// deviation.
+pub fn check_spread(y: &[f64], cfg: &ValidationConfig) -> Result<f64, Rejection> {
     let (_, sd) = mean_std(y);
     let level = (y.iter().map(|v| v.abs()).sum::<f64>() / y.len().max(1) as f64).max(1.0);
     if sd <= cfg.min_rel_std * level {
         return Err(Rejection::NearConstant);
     }
-    Ok(())
+    Ok(sd)
 }
 
 /// Z-scores a channel in place; `None` for a constant or non-finite channel (which the

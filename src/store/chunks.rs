@@ -106,8 +106,8 @@ fn lzf_or_raw(raw: Vec<u8>, skipped_bit: u32) -> Chunk {
     }
 }
 
-/// A zlib stream, which is what HDF5's deflate filter stores; like the filter, data that
-/// would not shrink is stored as it is.
+/// A zlib stream, which is what HDF5's deflate filter stores. Data that would not shrink is
+/// stored as it is, with the (optional) filter marked skipped; readers see no difference.
 fn deflate_or_raw(raw: Vec<u8>, skipped_bit: u32) -> Chunk {
     let mut encoder = flate2::write::ZlibEncoder::new(
         Vec::with_capacity(raw.len() / 2),

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The chunk filter; h5py reads every one without plugins. `shuffle-lzf` is the default:
-/// lzf alone finds almost nothing to repeat in f32 series (a shard's series stored larger than
-/// raw), while after HDF5's byte shuffle it saves 13% at lzf's speed, about 3× deflate's.
+/// lzf alone finds almost nothing to repeat in f32 series (a shard's series were stored at
+/// their raw size), while after HDF5's byte shuffle it saves 13% at lzf's speed, about 3×
+/// deflate's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {

@@ -50,11 +50,7 @@ impl EmbeddedSplit {
     fn new(features: Vec<Vec<f32>>, cases: Prepared) -> EmbeddedSplit {
         EmbeddedSplit {
             features,
-            levels: cases
-                .levels
-                .chunks(2 * cases.channels)
-                .map(<[f32]>::to_vec)
-                .collect(),
+            levels: cases.case_levels().map(<[f32]>::to_vec).collect(),
             labels: cases.labels,
         }
     }

@@ -93,19 +93,23 @@ pub fn evaluate(
     ))
 }
 
-/// Trains `vars` to minimise cross-entropy of `logits` on `train` with AdamW (no weight
-/// decay, no clipping), selects the epoch by validation accuracy (validation loss breaks
-/// ties) and leaves the selected weights (and buffers) in `varmap`.
 /// Variables trained at `lr_scale` times the schedule's learning rate.
 pub struct ParamGroup {
     pub vars: Vec<(String, Var)>,
     pub lr_scale: f64,
 }
 
+/// Trains each group's variables to minimise cross-entropy of `logits` on `train` with
+/// AdamW (no weight decay, no clipping), selects the epoch by validation accuracy
+/// (validation loss breaks ties) and leaves the selected weights (and buffers) in `varmap`.
+/// With `start_is_candidate`, the starting weights compete as epoch 0 (for a head that
+/// starts as a fitted classifier; a random start should not be chosen for lack of a better
+/// epoch on a few validation cases).
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     logits: &dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>,
     groups: Vec<ParamGroup>,
+    start_is_candidate: bool,
     varmap: &VarMap,
     train: &Batchable,
     val: &Batchable,
@@ -120,10 +124,13 @@ pub fn fit(
         .collect::<candle_core::Result<Vec<_>>>()?;
     let mut lr = cfg.lr;
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
-    // The starting weights are a candidate too (epoch 0): a warm-started head may already be
-    // the best the validation split can tell apart.
-    let (val_loss, val_acc, _) = evaluate(logits, val)?;
-    let mut best = (val_loss, val_acc, 0usize);
+    let mut best = (f64::INFINITY, -1.0, 0usize);
+    if start_is_candidate {
+        let (val_loss, val_acc, _) = evaluate(logits, val)?;
+        if val_loss.is_finite() {
+            best = (val_loss, val_acc, 0);
+        }
+    }
     let mut best_weights = params::snapshot(varmap)?;
     let (mut since_best, mut since_lr_change) = (0usize, 0usize);
     let mut epochs_run = 0;

@@ -32,6 +32,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Each case's levels: per channel, its mean and log standard deviation.
+    pub fn case_levels(&self) -> impl Iterator<Item = &[f32]> {
+        self.levels.chunks(2 * self.channels)
+    }
+
     /// The cases at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Prepared {
         let stride = self.channels * self.length;
@@ -94,13 +99,16 @@ fn resample(x: &[f64], len: usize) -> Vec<f64> {
 
 /// A channel's mean and log standard deviation. A constant channel's spread is taken at the
 /// rounding level of its values (below which `z_normalize` calls it constant), so the log stays
-/// finite and scales with the data like every other channel's.
+/// finite and scales with the data like every other channel's. An all-zero channel (or an
+/// all-missing one, filled with zeros) has no scale; it gets the rounding level of 1, not
+/// the ln of the smallest float, which would dominate its column's standardisation.
 fn level(x: &[f64]) -> (f64, f64) {
     let n = x.len().max(1) as f64;
     let mean = x.iter().sum::<f64>() / n;
     let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
     let size = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    (mean, sd.max(1e-12 * size).max(f64::MIN_POSITIVE).ln())
+    let floor = 1e-12 * if size > 0.0 { size } else { 1.0 };
+    (mean, sd.max(floor).ln())
 }
 
 /// In f64, and with a threshold relative to the values' own size, so that the result does not
@@ -160,8 +168,9 @@ mod tests {
         let (m2, l2) = level(&[1e-40, 3e-40, 5e-40, 7e-40]);
         assert!((m2 / 4e-40 - 1.0).abs() < 1e-12);
         assert!((l2 - log_sd - 1e-40f64.ln()).abs() < 1e-9);
-        // Constant and all-zero channels stay finite.
-        assert!(level(&[2.5; 8]).1.is_finite() && level(&[0.0; 8]).1.is_finite());
+        // Constant channels sit at their rounding level; all-zero ones at that of 1.
+        assert!((level(&[2.5; 8]).1 - (2.5e-12f64).ln()).abs() < 1e-9);
+        assert!((level(&[0.0; 8]).1 - (1e-12f64).ln()).abs() < 1e-9);
     }
 
     #[test]
