@@ -1,7 +1,7 @@
 //! The parallel driver, scheduling only: generates this worker's shards with rayon and
 //! streams each finished shard, compressed on the pool, to a writer thread
-//! (`store::CorpusWriter`), so generation of shard j+1 overlaps the writing of shard j. Memory is bounded by a few
-//! shards, never by the corpus size.
+//! (`store::CorpusWriter`), so generation of shard j+1 overlaps the writing of shard j.
+//! Memory is bounded by a few shards, never by the corpus size.
 
 use super::sample::Generator;
 use crate::error::{Error, Result};

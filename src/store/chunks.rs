@@ -39,8 +39,8 @@ pub struct EncodedRows {
 
 impl EncodedRows {
     /// Encodes `rows` (each `row_len` long, which the caller checks) in parallel on the current
-    /// rayon pool. The last
-    /// chunk is padded with zeros, HDF5's fill value, as the library pads an edge chunk.
+    /// rayon pool. The last chunk is padded with zeros, HDF5's fill value, as the library pads
+    /// an edge chunk.
     pub fn encode(rows: &[&[f32]], row_len: usize, compression: Compression) -> EncodedRows {
         let chunk_rows = chunk_rows(row_len * 4, rows.len());
         let chunks = rows

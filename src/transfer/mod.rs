@@ -675,7 +675,8 @@ fn train_and_score(
     let device = &req.device;
     let logits = |x: &Tensor, train: bool| model.logits(x, train);
     let ((tx, ty), (vx, vy)) = (split_tensors(train, device)?, split_tensors(val, device)?);
-    let groups = if req.protocol == Protocol::Finetune {
+    let warm_start = req.protocol == Protocol::Finetune;
+    let groups = if warm_start {
         warm_start_head(model, varmap, &tx, &train.labels)?;
         let (head, encoder): (Vec<_>, Vec<_>) = params::trainable(varmap, "")
             .into_iter()
@@ -699,7 +700,7 @@ fn train_and_score(
     let report = fit(
         &logits,
         groups,
-        req.protocol == Protocol::Finetune,
+        warm_start,
         varmap,
         &Batchable { x: &tx, y: &ty },
         &Batchable { x: &vx, y: &vy },

@@ -97,32 +97,41 @@ fn resample(x: &[f64], len: usize) -> Vec<f64> {
     }
 }
 
+/// The statistics of one channel that normalisation and its level both use.
+#[derive(Clone, Copy)]
+struct Moments {
+    mean: f64,
+    sd: f64,
+    /// The largest magnitude: spreads below 1e-12 of it are rounding error.
+    size: f64,
+}
+
+fn moments(x: &[f64]) -> Moments {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let size = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    Moments { mean, sd, size }
+}
+
 /// A channel's mean and log standard deviation. A constant channel's spread is taken at the
 /// rounding level of its values (below which `z_normalize` calls it constant), so the log stays
 /// finite and scales with the data like every other channel's. An all-zero channel (or an
 /// all-missing one, filled with zeros) has no scale; it gets the rounding level of 1, not
 /// the ln of the smallest float, which would dominate its column's standardisation.
-fn level(x: &[f64]) -> (f64, f64) {
-    let n = x.len().max(1) as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let size = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let floor = 1e-12 * if size > 0.0 { size } else { 1.0 };
-    (mean, sd.max(floor).ln())
+fn level(m: Moments) -> (f64, f64) {
+    let floor = 1e-12 * if m.size > 0.0 { m.size } else { 1.0 };
+    (m.mean, m.sd.max(floor).ln())
 }
 
-/// In f64, and with a threshold relative to the values' own size, so that the result does not
-/// depend on the scale of the data: a set multiplied by 1e-40 normalises like the original.
-fn z_normalize(x: &mut [f64]) {
-    let n = x.len().max(1) as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    let sd = var.sqrt();
-    let size = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+/// `x`, whose statistics are `m`, z-normalised in f64 with a threshold relative to the values'
+/// own size, so that the result does not depend on the scale of the data: a set multiplied by
+/// 1e-40 normalises like the original.
+fn z_normalize(x: &mut [f64], m: Moments) {
     // Below this the spread is rounding error: the channel is constant.
-    let constant = sd <= 1e-12 * size || sd == 0.0;
+    let constant = m.sd <= 1e-12 * m.size || m.sd == 0.0;
     for v in x.iter_mut() {
-        *v = if constant { 0.0 } else { (*v - mean) / sd };
+        *v = if constant { 0.0 } else { (*v - m.mean) / m.sd };
     }
 }
 
@@ -137,10 +146,11 @@ pub fn prepare(split: &TsSplit, length: usize, z_normalise: bool) -> Prepared {
             let mut c = channel.clone();
             fill_missing(&mut c);
             let mut c = resample(&c, length);
-            let (mean, log_sd) = level(&c);
+            let m = moments(&c);
+            let (mean, log_sd) = level(m);
             levels.extend([mean as f32, log_sd as f32]);
             if z_normalise {
-                z_normalize(&mut c);
+                z_normalize(&mut c, m);
             }
             values.extend(c.iter().map(|&v| v as f32));
         }
@@ -161,16 +171,16 @@ mod tests {
 
     #[test]
     fn levels_are_the_mean_and_log_spread_that_normalisation_removes() {
-        let (mean, log_sd) = level(&[1.0, 3.0, 5.0, 7.0]);
+        let (mean, log_sd) = level(moments(&[1.0, 3.0, 5.0, 7.0]));
         assert_eq!(mean, 4.0);
         assert!((log_sd - 5f64.sqrt().ln()).abs() < 1e-12);
         // Scaled data: the same mean times the scale, the log spread shifted by its log.
-        let (m2, l2) = level(&[1e-40, 3e-40, 5e-40, 7e-40]);
+        let (m2, l2) = level(moments(&[1e-40, 3e-40, 5e-40, 7e-40]));
         assert!((m2 / 4e-40 - 1.0).abs() < 1e-12);
         assert!((l2 - log_sd - 1e-40f64.ln()).abs() < 1e-9);
         // Constant channels sit at their rounding level; all-zero ones at that of 1.
-        assert!((level(&[2.5; 8]).1 - (2.5e-12f64).ln()).abs() < 1e-9);
-        assert!((level(&[0.0; 8]).1 - (1e-12f64).ln()).abs() < 1e-9);
+        assert!((level(moments(&[2.5; 8])).1 - (2.5e-12f64).ln()).abs() < 1e-9);
+        assert!((level(moments(&[0.0; 8])).1 - (1e-12f64).ln()).abs() < 1e-9);
     }
 
     #[test]
@@ -194,21 +204,25 @@ mod tests {
     #[test]
     fn z_normalisation_is_per_channel_and_safe_for_constants() {
         let mut x = [1.0, 2.0, 3.0];
-        z_normalize(&mut x);
+        let m = moments(&x);
+        z_normalize(&mut x, m);
         assert!((x.iter().sum::<f64>()).abs() < 1e-12);
         assert!((x[2] - 1.224_744_871_391_589).abs() < 1e-12);
         let mut c = [5.0; 4];
-        z_normalize(&mut c);
+        let m = moments(&c);
+        z_normalize(&mut c, m);
         assert_eq!(c, [0.0; 4]);
         // Scale-free: the same shape at 1e-40 normalises to the same values.
         let mut tiny = [1e-40, 2e-40, 3e-40];
-        z_normalize(&mut tiny);
+        let m = moments(&tiny);
+        z_normalize(&mut tiny, m);
         assert!(
             tiny.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-9),
             "{tiny:?}"
         );
         let mut c = [0.1 + 0.2; 5];
-        z_normalize(&mut c);
+        let m = moments(&c);
+        z_normalize(&mut c, m);
         assert_eq!(c, [0.0; 5], "a constant stays constant despite rounding");
     }
 }
