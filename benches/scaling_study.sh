@@ -4,6 +4,7 @@
 # Usage: benches/scaling_study.sh RECIPE PRESET SAMPLES OUT STEP...
 #   e.g. benches/scaling_study.sh recipes/pretrain-tiny-long.toml generators/mixed.toml 200000 runs/long 0 1000 3000 10000 20000
 # Generates (or resumes) a corpus of SAMPLES samples of PRESET (seed 11) in OUT/corpus,
+# (or, with KEEP_CORPUS=1, reads the complete corpus already there, unchanged),
 # then pretrains RECIPE in OUT/pretrain, stopping at each STEP (0 exports the random
 # initialisation) and resuming from the checkpoint; at each stop the exported encoder is kept
 # in OUT/encoders/step-STEP and scored by the linear probe (`transfer --protocol linear`) on
@@ -15,8 +16,9 @@ recipe=$1 preset=$2 samples=$3 out=$4
 shift 4
 bin=${S2KIT:-target/release/s2kit}
 [ -n "${S2KIT:-}" ] || cargo build --quiet --release
-"$bin" generate --config "$preset" --samples "$samples" --shard-size 10000 --seed 11 \
-  --out "$out/corpus" --resume >/dev/null
+[ -n "${KEEP_CORPUS:-}" ] ||
+  "$bin" generate --config "$preset" --samples "$samples" --shard-size 10000 --seed 11 \
+    --out "$out/corpus" --resume >/dev/null
 batch=$(awk -F' *= *' '/^batch_size/{print $2}' "$recipe")
 layers=$(awk -F' *= *' '/^\[model.series.transformer\]/{s=1} s && /^layers/{print $2; exit}' "$recipe")
 table="$out/scaling.tsv"

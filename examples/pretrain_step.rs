@@ -8,7 +8,7 @@
 //! of the patches masked and 15% of the tokens scored, as in pretraining.
 
 use candle_core::{DType, Device, Tensor};
-use s2kit::pretrain::{PairBatch, PretrainRecipe, SymTime};
+use s2kit::pretrain::{Objective, ObjectiveConfig, PairBatch, PretrainRecipe, Progress, SymTime};
 use s2kit::rng::sample_rng;
 use s2kit::symbolic::tokens::{vocab_size, CLS, SEP};
 use s2kit::train::AdamW;
@@ -34,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens: usize = args.get(3).map(|a| a.parse()).transpose()?.unwrap_or(48);
     let steps: usize = args.get(4).map(|a| a.parse()).transpose()?.unwrap_or(10);
     let dev = Device::Cpu;
-    let model = SymTime::new(&recipe.model, &recipe.objectives, &dev)?;
+    let ObjectiveConfig::SymTime(objectives) = &recipe.objectives else {
+        return Err("this benchmark times the symtime objective; give a symtime recipe".into());
+    };
+    let model = SymTime::new(&recipe.model, objectives, &dev)?;
     model.init(&mut sample_rng(0, 0))?;
     let mut opt = AdamW::new(model.trainable(), recipe.train.weight_decay)?;
 
@@ -70,9 +73,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for step in 0..steps + 2 {
         let t = Instant::now();
-        let (grads, _, enqueue) = model.gradients(&batch, 0.4)?;
+        let at = Progress {
+            step,
+            steps: steps + 2,
+        };
+        let (grads, _, enqueue) = model.gradients(&batch, at, &mut sample_rng(0, 1))?;
         opt.step(&grads, 1e-4, 1.0)?;
-        model.after_step(&enqueue)?;
+        model.after_step(enqueue, at)?;
         if step >= 2 {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }

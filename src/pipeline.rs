@@ -351,7 +351,7 @@ pub fn run_pipeline(
             progress(Stage::Pretraining {
                 step: r.step,
                 steps: r.steps,
-                loss: r.losses.total,
+                loss: r.report.total,
             })
         })?;
     }

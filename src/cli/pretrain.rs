@@ -4,8 +4,9 @@ use s2kit::pretrain::{pretrain, PretrainRecipe, PretrainRequest};
 use s2kit::Result;
 use std::path::PathBuf;
 
-/// Pretrain a SymTime-style series-symbol model on a corpus (masked-patch modelling,
-/// masked-symbol modelling, momentum contrastive learning with distillation).
+/// Pretrain a series encoder on a corpus with the recipe's objective: `symtime` (masked
+/// patches, masked symbols, series-symbol momentum contrast; the default), `views`
+/// (crop-and-resize view contrast), `timemae` or `fei`.
 ///
 /// Writes metrics.csv, losses.png, atomic checkpoints and the series encoder (encoder.json,
 /// encoder.safetensors) into --out; `s2kit transfer --model OUT` evaluates that encoder.
@@ -46,27 +47,22 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     let summary = pretrain(&req, &|r| {
         pb.set_position(r.step as u64);
         pb.set_message(format!(
-            "loss {:.3} (mpm {:.3}, mlm {:.3}, itc {:.3}, retrieval {:.2}) {:.0} pairs/s",
-            r.losses.total,
-            r.losses.mpm,
-            r.losses.mlm,
-            r.losses.itc,
-            r.losses.retrieval,
+            "loss {:.3} ({}) {:.0} pairs/s",
+            r.report.total,
+            terms(r.columns, &r.report.values, 3),
             r.pairs_per_second
         ));
     })?;
     pb.finish_and_clear();
-    match summary.final_losses {
-        Some(l) => println!(
-            "{}: steps {}..{} in {:.1} s; final loss {:.4} (masked-patch {:.4}, masked-symbol {:.4}, contrastive {:.4})",
+    match &summary.final_report {
+        Some(r) => println!(
+            "{}: steps {}..{} in {:.1} s; final loss {:.4} ({})",
             a.out.display(),
             summary.first_step,
             summary.last_step,
             summary.seconds,
-            l.total,
-            l.mpm,
-            l.mlm,
-            l.itc
+            r.total,
+            terms(summary.columns, &r.values, 4)
         ),
         None => println!(
             "{}: already at step {}; nothing to train",
@@ -79,4 +75,14 @@ pub fn run(a: PretrainArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// "name value, name value, …" with `digits` decimals.
+fn terms(columns: &[&str], values: &[f32], digits: usize) -> String {
+    columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| format!("{c} {v:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -21,4 +21,4 @@ pub use saved::{
 };
 pub use series::{instance_norm, SeriesConfig, SeriesEncoder};
 pub use symbol::{SymbolConfig, SymbolEncoder};
-pub use transformer::TransformerConfig;
+pub use transformer::{CrossBlock, LayerNorm, TransformerConfig};

@@ -120,6 +120,20 @@ impl SeriesEncoder {
         Ok((states.narrow(0, 0, b)?, states.narrow(0, b, b)?))
     }
 
+    /// The mask embedding at every patch position, [batch, N, d]: the queries of a decoder
+    /// that predicts masked patches from the visible ones (TimeMAE's masked branch).
+    pub fn mask_queries(&self, batch: usize) -> Result<Tensor> {
+        let (n, d) = (self.cfg.patches(), self.cfg.transformer.d_model);
+        let queries = self
+            .positions
+            .narrow(0, 1, n)?
+            .broadcast_add(&self.mask_embed.reshape((1, d))?)?;
+        queries
+            .unsqueeze(0)?
+            .broadcast_as((batch, n, d))?
+            .contiguous()
+    }
+
     /// Replaces the tokens where `mask` [batch, N] is 1 by the mask embedding.
     fn apply_mask(&self, tokens: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, n, d) = tokens.dims3()?;

@@ -114,6 +114,59 @@ impl Block {
     }
 }
 
+/// A decoder block without self-attention: pre-LN cross-attention from queries onto a
+/// context, then the MLP. The fused attention is self-attention only, so it runs over the
+/// context and the queries joined, with every query masked out as a key: each query then
+/// attends to the context alone, and the context rows' outputs are dropped.
+pub struct CrossBlock {
+    norm_context: LayerNorm,
+    block: Block,
+}
+
+impl CrossBlock {
+    pub fn new(cfg: &TransformerConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(CrossBlock {
+            norm_context: LayerNorm::new(cfg.d_model, vb.pp("norm_context"))?,
+            block: Block::new(cfg, vb)?,
+        })
+    }
+
+    /// `queries` [batch, Q, d] attend to `context` [batch, C, d] where `context_mask`
+    /// [batch, C] is 1; returns the updated queries.
+    pub fn forward(
+        &self,
+        queries: &Tensor,
+        context: &Tensor,
+        context_mask: &Tensor,
+    ) -> Result<Tensor> {
+        let b = &self.block;
+        let (c, q) = (context.dim(1)?, queries.dim(1)?);
+        let joined = Tensor::cat(
+            &[
+                &self.norm_context.forward(context)?,
+                &b.norm1.forward(queries)?,
+            ],
+            1,
+        )?;
+        let keys = Tensor::cat(
+            &[
+                context_mask,
+                &Tensor::zeros((queries.dim(0)?, q), queries.dtype(), queries.device())?,
+            ],
+            1,
+        )?;
+        let attended = b
+            .attn
+            .forward(&joined, &key_padding_bias(&keys)?)?
+            .narrow(1, c, q)?;
+        let x = (queries + attended)?;
+        let h = b
+            .fc2
+            .forward(&gelu(&b.fc1.forward(&b.norm2.forward(&x)?)?)?)?;
+        x + h
+    }
+}
+
 /// A stack of blocks with a final LayerNorm.
 pub struct Transformer {
     blocks: Vec<Block>,

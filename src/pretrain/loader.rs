@@ -26,7 +26,9 @@ pub struct Pair {
 
 pub struct LoaderConfig {
     pub length: usize,
-    pub max_tokens: usize,
+    /// The symbol length the model reads; `None`: the objective reads no symbols, and the
+    /// pairs carry no tokens.
+    pub max_tokens: Option<usize>,
     pub batch_size: usize,
     pub shuffle_buffer: usize,
     pub prefetch_batches: usize,
@@ -101,7 +103,10 @@ fn produce(
                 let start = row * shard.length;
                 let series = &shard.outputs[start..start + shard.length];
                 let offset = rng.random_range(0..=shard.length - cfg.length);
-                let tokens = tokenizer.encode(&shard.symbols[row], cfg.max_tokens)?;
+                let tokens = match cfg.max_tokens {
+                    Some(max) => tokenizer.encode(&shard.symbols[row], max)?,
+                    None => Vec::new(),
+                };
                 let pair = Pair {
                     window: series[offset..offset + cfg.length].to_vec(),
                     valid_len: cfg.length,

@@ -2,11 +2,17 @@
 //! `metrics.csv` (one row per step), `losses.png`, `checkpoint/` (the whole model, optimiser
 //! state, step and recipe; see `train::checkpoint`) and the exported series encoder
 //! (`encoder.json`, `encoder.safetensors`), which `s2kit transfer --model RUN_DIR` reads.
+//! The loop is the same for every objective (`objective::Objective`); the recipe's
+//! `objectives.kind` picks which one it trains.
 
 use super::batch::{collate, MaskConfig};
+use super::fei::Fei;
 use super::loader::{LoaderConfig, PairStream};
-use super::model::{Losses, SymTime};
-use super::recipe::PretrainRecipe;
+use super::objective::{Objective, Progress, Report};
+use super::recipe::{ObjectiveConfig, PretrainRecipe};
+use super::symtime::SymTime;
+use super::timemae::TimeMae;
+use super::views::Views;
 use crate::digest::sha256_file;
 use crate::error::{Action, Error, Result};
 use crate::lock::lock_dir;
@@ -33,10 +39,12 @@ pub struct PretrainRequest {
     pub stop_at: Option<usize>,
 }
 
-pub struct StepReport {
+pub struct StepReport<'a> {
     pub step: usize,
     pub steps: usize,
-    pub losses: Losses,
+    /// The names of `report.values`.
+    pub columns: &'static [&'static str],
+    pub report: &'a Report,
     pub pairs_per_second: f64,
 }
 
@@ -52,8 +60,10 @@ struct CheckpointMeta {
 pub struct PretrainSummary {
     pub first_step: usize,
     pub last_step: usize,
-    /// The losses of the last step trained; `None` when the run was already finished.
-    pub final_losses: Option<Losses>,
+    /// The names of `final_report.values`.
+    pub columns: &'static [&'static str],
+    /// The report of the last step trained; `None` when the run was already finished.
+    pub final_report: Option<Report>,
     pub seconds: f64,
 }
 
@@ -80,11 +90,14 @@ pub fn recorded_run(out: &Path) -> Result<Option<RunRecord>> {
     }))
 }
 
-const METRICS_HEADER: &str =
-    "step,lr,loss,mpm,mlm,itc,retrieval_top1,temperature,alpha,grad_norm,pairs_per_s";
+/// `metrics.csv`'s header: the step, its learning rate and weighted loss, the objective's
+/// columns, the gradient norm and the throughput.
+fn metrics_header(columns: &[&str]) -> String {
+    format!("step,lr,loss,{},grad_norm,pairs_per_s", columns.join(","))
+}
 
 /// Keeps the header and the rows up to `step` (rows past a resumed checkpoint are redone).
-fn open_metrics(path: &Path, keep_up_to: usize) -> Result<std::fs::File> {
+fn open_metrics(path: &Path, header: &str, keep_up_to: usize) -> Result<std::fs::File> {
     let kept: Vec<String> = match std::fs::read_to_string(path) {
         Ok(text) => text
             .lines()
@@ -100,48 +113,50 @@ fn open_metrics(path: &Path, keep_up_to: usize) -> Result<std::fs::File> {
         Err(_) => Vec::new(),
     };
     let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    writeln!(f, "{METRICS_HEADER}").map_err(|e| Error::io(path, e))?;
+    writeln!(f, "{header}").map_err(|e| Error::io(path, e))?;
     for line in kept {
         writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
     }
     Ok(f)
 }
 
-/// Plots the loss columns of `metrics.csv` to `losses.png`.
+/// Plots the loss and every objective column of `metrics.csv` (those between `loss` and
+/// `grad_norm`) to `losses.png`.
 pub fn plot_losses(run: &Path) -> Result<()> {
     let path = run.join("metrics.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let rows: Vec<Vec<f32>> = text
-        .lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<Vec<f32>> = lines
         .map(|l| {
             l.split(',')
                 .map(|v| v.parse().unwrap_or(f32::NAN))
                 .collect()
         })
         .collect();
-    let column = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<f32>>();
-    let panels: Vec<Panel> = [
-        (2, "total loss"),
-        (3, "masked-patch MSE"),
-        (4, "masked-symbol CE"),
-        (5, "contrastive (InfoNCE)"),
-        (6, "series-to-symbol top-1 retrieval in the batch"),
-        (7, "temperature"),
-    ]
-    .iter()
-    .map(|(i, title)| Panel {
-        title: format!("{title} vs step"),
-        series: vec![column(*i)],
-    })
-    .collect();
+    let first = header.iter().position(|c| *c == "loss");
+    let end = header.iter().position(|c| *c == "grad_norm");
+    let (Some(first), Some(end)) = (first, end) else {
+        return Err(Error::Other(format!(
+            "{}: the header lacks the loss or grad_norm column",
+            path.display()
+        )));
+    };
+    let panels: Vec<Panel> = (first..end)
+        .map(|i| Panel {
+            title: format!("{} vs step", header[i]),
+            series: vec![rows
+                .iter()
+                .map(|r| r.get(i).copied().unwrap_or(f32::NAN))
+                .collect()],
+        })
+        .collect();
     render_panels(&run.join("losses.png"), &panels, 2, (520, 300))
 }
 
 pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result<PretrainSummary> {
     let recipe = &req.recipe;
     recipe.validate()?;
-    let t = &recipe.train;
     let out = req.out.as_path();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let _lock = lock_dir(out, None)?;
@@ -153,11 +168,44 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
         )));
     }
     let corpus = Corpus::open(&req.data)?;
+    let existing = existing.filter(|_| req.resume);
+    let (m, device) = (&recipe.model, &req.device);
+    match &recipe.objectives {
+        ObjectiveConfig::SymTime(o) => train(
+            &SymTime::new(m, o, device)?,
+            req,
+            corpus,
+            existing,
+            progress,
+        ),
+        ObjectiveConfig::Views(o) => {
+            train(&Views::new(m, o, device)?, req, corpus, existing, progress)
+        }
+        ObjectiveConfig::TimeMae(o) => train(
+            &TimeMae::new(m, o, device)?,
+            req,
+            corpus,
+            existing,
+            progress,
+        ),
+        ObjectiveConfig::Fei(o) => train(&Fei::new(m, o, device)?, req, corpus, existing, progress),
+    }
+}
+
+/// The run loop of `pretrain` for one objective, from the checkpoint `existing` (when
+/// resuming) or from the start.
+fn train<O: Objective>(
+    model: &O,
+    req: &PretrainRequest,
+    corpus: Corpus,
+    existing: Option<PathBuf>,
+    progress: &dyn Fn(&StepReport),
+) -> Result<PretrainSummary> {
+    let (recipe, out, device) = (&req.recipe, req.out.as_path(), &req.device);
+    let t = &recipe.train;
     let corpus_digest = sha256_file(&corpus.dir.join(MANIFEST))?;
-    let device = req.device.clone();
-    let model = SymTime::new(&recipe.model, &recipe.objectives, &device)?;
     let mut opt = AdamW::new(model.trainable(), t.weight_decay)?;
-    let first_step = match existing.filter(|_| req.resume) {
+    let first_step = match existing {
         Some(dir) => {
             let saved: Checkpoint<CheckpointMeta> = checkpoint::load(&dir)?;
             if saved.state.recipe != *recipe {
@@ -178,9 +226,9 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
                     t.steps
                 )));
             }
-            saved.restore("online", &model.online, &device)?;
-            saved.restore("state", &model.momentum.state, &device)?;
-            opt.load_state(&saved.tensors("optimizer", &device)?)
+            saved.restore("online", model.online(), device)?;
+            saved.restore("state", model.state(), device)?;
+            opt.load_state(&saved.tensors("optimizer", device)?)
                 .map_err(Error::checkpoint(Action::Loading, &dir))?;
             saved.state.step
         }
@@ -193,12 +241,14 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
             0
         }
     };
-    let mut metrics = open_metrics(&out.join("metrics.csv"), first_step)?;
+    let columns = model.columns();
+    let header = metrics_header(columns);
+    let mut metrics = open_metrics(&out.join("metrics.csv"), &header, first_step)?;
     let mut stream = PairStream::open(
         corpus,
         LoaderConfig {
             length: recipe.model.series.length,
-            max_tokens: recipe.model.symbol.max_tokens,
+            max_tokens: recipe.model.symbol.as_ref().map(|s| s.max_tokens),
             batch_size: t.batch_size,
             shuffle_buffer: t.shuffle_buffer,
             prefetch_batches: t.prefetch_batches,
@@ -208,13 +258,13 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
     )?;
     let masks = MaskConfig {
         patch: recipe.model.series.patch,
-        mask_ratio: recipe.objectives.mask_ratio,
-        mlm_prob: recipe.objectives.mlm_prob,
+        mask_ratio: recipe.objectives.patch_mask_ratio(),
+        mlm_prob: recipe.objectives.mlm_prob(),
     };
     let save = |step: usize, opt: &AdamW| -> Result<()> {
         let groups = [
-            ("online", params::tensors(&model.online)),
-            ("state", params::tensors(&model.momentum.state)),
+            ("online", params::tensors(model.online())),
+            ("state", params::tensors(model.state())),
             ("optimizer", opt.state()?),
         ];
         let state = CheckpointMeta {
@@ -226,47 +276,52 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
     };
     let started = Instant::now();
     let last_step = req.stop_at.unwrap_or(t.steps).min(t.steps);
-    let mut final_losses = None;
+    let mut final_report = None;
     for step in first_step..last_step {
         let tick = Instant::now();
         let pairs = stream.next_batch()?;
         let mut rng = sample_rng(t.seed, (1 << 40) | step as u64);
-        let batch = collate(&pairs, &masks, &mut rng, &device)?;
-        let o = &recipe.objectives;
-        let alpha = o.alpha * ((step + 1) as f64 / o.alpha_ramp_steps.max(1) as f64).min(1.0);
-        let (grads, losses, enqueue) = model.gradients(&batch, alpha)?;
-        if !losses.total.is_finite() {
+        let batch = collate(&pairs, &masks, &mut rng, device)?;
+        let at = Progress {
+            step,
+            steps: t.steps,
+        };
+        let (grads, report, pending) = model.gradients(&batch, at, &mut rng)?;
+        if !report.total.is_finite() {
             let kept = checkpoint::latest(out)
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|| "none yet".into());
+            let terms: Vec<String> = columns
+                .iter()
+                .zip(&report.values)
+                .map(|(c, v)| format!("{c} {v}"))
+                .collect();
             return Err(Error::Other(format!(
-                "training stopped: the loss became {} at step {} (MPM {}, MLM {}, contrastive {}); the last checkpoint ({kept}) is intact. Lower train.lr or check the corpus.",
-                losses.total, step + 1, losses.mpm, losses.mlm, losses.itc
+                "training stopped: the loss became {} at step {} ({}); the last checkpoint ({kept}) is intact. Lower train.lr or check the corpus.",
+                report.total, step + 1, terms.join(", ")
             )));
         }
         let lr = learning_rate(step, t.lr, t.min_lr, t.warmup_steps, t.steps);
         let grad_norm = opt.step(&grads, lr, t.clip_norm)?;
-        model.after_step(&enqueue)?;
+        model.after_step(pending, at)?;
         let rate = pairs.len() as f64 / tick.elapsed().as_secs_f64();
-        let temperature = model.temperature()?;
+        let values: Vec<String> = report.values.iter().map(|v| v.to_string()).collect();
         writeln!(
             metrics,
-            "{},{lr:.6e},{},{},{},{},{:.4},{temperature:.5},{alpha:.4},{grad_norm:.5},{rate:.1}",
+            "{},{lr:.6e},{},{},{grad_norm:.5},{rate:.1}",
             step + 1,
-            losses.total,
-            losses.mpm,
-            losses.mlm,
-            losses.itc,
-            losses.retrieval
+            report.total,
+            values.join(","),
         )
         .map_err(|e| Error::io(out.join("metrics.csv"), e))?;
-        final_losses = Some(losses);
         progress(&StepReport {
             step: step + 1,
             steps: t.steps,
-            losses,
+            columns,
+            report: &report,
             pairs_per_second: rate,
         });
+        final_report = Some(report);
         if (step + 1) % t.checkpoint_every == 0 || step + 1 == last_step {
             save(step + 1, &opt)?;
         }
@@ -277,14 +332,15 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
     export_encoder(
         out,
         &EncoderConfig::PatchTransformer(recipe.model.series.clone()),
-        &model.online,
+        model.online(),
         "series",
     )?;
     plot_losses(out)?;
     Ok(PretrainSummary {
         first_step,
         last_step,
-        final_losses,
+        columns,
+        final_report,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -16,19 +16,18 @@ pub struct Towers {
 
 impl Towers {
     pub fn new(cfg: &ModelRecipe, vb: &VarBuilder) -> Result<Towers> {
+        let (Some(symbol), Some(proj_dim)) = (&cfg.symbol, cfg.proj_dim) else {
+            candle_core::bail!("the series-symbol towers need model.symbol and model.proj_dim")
+        };
         Ok(Towers {
             series: SeriesEncoder::new(&cfg.series, vb.pp("series"))?,
-            symbol: SymbolEncoder::new(&cfg.symbol, vb.pp("symbol"))?,
+            symbol: SymbolEncoder::new(symbol, vb.pp("symbol"))?,
             series_proj: linear(
                 cfg.series.transformer.d_model,
-                cfg.proj_dim,
+                proj_dim,
                 vb.pp("series_proj"),
             )?,
-            symbol_proj: linear(
-                cfg.symbol.transformer.d_model,
-                cfg.proj_dim,
-                vb.pp("symbol_proj"),
-            )?,
+            symbol_proj: linear(symbol.transformer.d_model, proj_dim, vb.pp("symbol_proj"))?,
         })
     }
 

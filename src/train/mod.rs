@@ -6,4 +6,4 @@ mod optim;
 mod parallel;
 
 pub use optim::{learning_rate, AdamW, MovingAverage};
-pub use parallel::{block_gradients, row_blocks};
+pub use parallel::{block_gradients, constant_rows, row_blocks};

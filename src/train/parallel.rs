@@ -57,6 +57,26 @@ pub fn block_gradients<T: Send>(
     Ok((grads, extras))
 }
 
+/// Runs `rows_of` on every block in parallel and joins each of its outputs along the rows,
+/// detached: the per-sample constants of a step (momentum features, EMA targets) that every
+/// block's loss reads whole. Each output row must depend on its own sample only.
+pub fn constant_rows(
+    blocks: &[Range<usize>],
+    rows_of: impl Fn(Range<usize>) -> Result<Vec<Tensor>> + Sync,
+) -> Result<Vec<Tensor>> {
+    let parts: Vec<Vec<Tensor>> = blocks
+        .par_iter()
+        .map(|rows| rows_of(rows.clone()))
+        .collect::<Result<_>>()?;
+    let outputs = parts.first().map_or(0, Vec::len);
+    (0..outputs)
+        .map(|k| {
+            let column: Vec<&Tensor> = parts.iter().map(|p| &p[k]).collect();
+            Ok(Tensor::cat(&column, 0)?.detach())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The three pretraining losses as pure functions of tensors. Each returns a **sum** over its
+//! The pretraining losses the objectives share, as pure functions of tensors. Each returns a **sum** over its
 //! scored items; the caller divides by the whole batch's count, so that the losses of the
 //! parts of a batch (computed on different threads) add up to the batch's loss exactly.
 
@@ -25,6 +25,14 @@ pub fn token_nll(log_probs: &Tensor, targets: &Tensor) -> Result<Tensor> {
         .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
         .sum_all()?
         .neg()
+}
+
+/// Cross-entropy with label smoothing ε, summed over rows: the target of a row is
+/// (1 − ε)·one-hot(`targets`) + ε/V·uniform. `log_probs` [S, V], `targets` [S] (u32).
+pub fn smoothed_nll(log_probs: &Tensor, targets: &Tensor, smoothing: f64) -> Result<Tensor> {
+    let hard = (token_nll(log_probs, targets)? * (1.0 - smoothing))?;
+    let uniform = (log_probs.mean(D::Minus1)?.sum_all()?.neg()? * smoothing)?;
+    hard + uniform
 }
 
 /// The momentum features of one modality that online features are contrasted with: the
@@ -67,6 +75,20 @@ pub fn info_nce_distilled(
     distilled_nce(&sim, &sim_m, first_row, temperature, alpha)
 }
 
+/// How many rows i of `queries` [n, E] have row `first + i` of `keys` [B, E] as their
+/// highest-scoring key (in-batch top-1 retrieval).
+pub fn own_nearest(queries: &Tensor, keys: &Tensor, first: usize) -> Result<usize> {
+    let best = queries
+        .matmul(&keys.t()?)?
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?;
+    Ok(best
+        .iter()
+        .enumerate()
+        .filter(|&(i, &k)| k as usize == first + i)
+        .count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +126,16 @@ mod tests {
         let targets = Tensor::from_slice(&[0u32, 1], 2, &Device::Cpu).unwrap();
         let loss = scalar(token_nll(&log_probs, &targets).unwrap());
         assert!((loss - 8f32.ln()).abs() < 1e-6, "{loss}");
+    }
+
+    #[test]
+    fn smoothed_nll_mixes_the_target_with_the_uniform() {
+        // One row, V = 2, p = [0.75, 0.25], target 1, ε = 0.2: 0.9·(−ln 0.25) + 0.1·(−ln 0.75).
+        let log_probs = t(&[0.75f32.ln(), 0.25f32.ln()], &[1, 2]);
+        let targets = Tensor::from_slice(&[1u32], 1, &Device::Cpu).unwrap();
+        let loss = scalar(smoothed_nll(&log_probs, &targets, 0.2).unwrap());
+        let want = -(0.9 * 0.25f32.ln() + 0.1 * 0.75f32.ln());
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
     }
 
     #[test]
@@ -164,5 +196,15 @@ mod tests {
         };
         let (whole, parts) = (loss(0..3), loss(0..1) + loss(1..3));
         assert!((whole - parts).abs() < 1e-5, "{whole} vs {parts}");
+    }
+
+    #[test]
+    fn retrieval_counts_rows_whose_own_key_is_nearest() {
+        let dev = Device::Cpu;
+        let keys = Tensor::new(&[[1f32, 0.], [0., 1.], [0.7, 0.7]], &dev).unwrap();
+        // Rows 1 and 2 of the batch: the first finds key 1, the second finds key 0.
+        let queries = Tensor::new(&[[0.1f32, 1.], [1., 0.]], &dev).unwrap();
+        assert_eq!(own_nearest(&queries, &keys, 1).unwrap(), 1);
+        assert_eq!(own_nearest(&keys, &keys, 0).unwrap(), 3);
     }
 }

@@ -1,4 +1,4 @@
-//! The SymTime-style series-symbol model and its three objectives.
+//! The SymTime-style series-symbol objective (`kind = "symtime"`).
 //!
 //! - Masked-patch modelling: a share of the real (never padding) patches is replaced by the
 //!   mask embedding and their normalised values are reconstructed; MSE over those patches only.
@@ -13,41 +13,98 @@
 //! `train::block_gradients`.
 
 use super::batch::PairBatch;
+use super::losses::{info_nce_distilled, masked_patch_se, own_nearest, token_nll, Bank};
 use super::momentum::Momentum;
-use super::objectives::{info_nce_distilled, masked_patch_se, token_nll, Bank};
-use super::recipe::{ModelRecipe, ObjectiveConfig, TEMPERATURE_RANGE};
+use super::objective::{Objective, Progress, Report};
+use super::recipe::ModelRecipe;
 use super::towers::Towers;
+use crate::checks::check_prob;
+use crate::error::Error;
 use crate::model::{instance_norm, linear, linear_no_bias, params, Linear};
 use crate::rng::SampleRng;
 use crate::symbolic::tokens::vocab_size;
-use crate::train::{block_gradients, row_blocks};
+use crate::train::{block_gradients, constant_rows, row_blocks};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::{Init, Module, VarBuilder, VarMap};
-use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Losses {
-    pub total: f32,
-    pub mpm: f32,
-    pub mlm: f32,
-    pub itc: f32,
-    /// Share of the batch's series whose nearest symbol (cosine, online series projection
-    /// against the batch's momentum symbol features) is their own: a contrastive metric a
-    /// person can read (1 / batch is chance). Not a loss: nothing is trained on it.
-    pub retrieval: f32,
+/// The learnable temperature is kept inside this range (SymTime's clamp).
+pub const TEMPERATURE_RANGE: (f32, f32) = (0.001, 0.5);
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SymTimeConfig {
+    pub mpm_weight: f64,
+    pub mask_ratio: f64,
+    pub mlm_weight: f64,
+    pub mlm_prob: f64,
+    pub itc_weight: f64,
+    pub momentum: f64,
+    pub queue_size: usize,
+    pub temperature: f64,
+    /// Distillation weight α, ramped linearly from 0 over `alpha_ramp_steps`.
+    pub alpha: f64,
+    pub alpha_ramp_steps: usize,
 }
 
-impl Losses {
-    fn add(&mut self, other: &Losses) {
-        self.total += other.total;
-        self.mpm += other.mpm;
-        self.mlm += other.mlm;
-        self.itc += other.itc;
-        self.retrieval += other.retrieval;
+impl Default for SymTimeConfig {
+    fn default() -> Self {
+        SymTimeConfig {
+            mpm_weight: 1.0,
+            mask_ratio: 0.4,
+            mlm_weight: 1.0,
+            mlm_prob: 0.15,
+            itc_weight: 1.0,
+            momentum: 0.995,
+            queue_size: 4096,
+            temperature: 0.07,
+            alpha: 0.4,
+            alpha_ramp_steps: 1000,
+        }
     }
 }
+
+impl SymTimeConfig {
+    pub fn validate(&self) -> crate::Result<()> {
+        check_prob("objectives.mask_ratio", self.mask_ratio)?;
+        check_prob("objectives.mlm_prob", self.mlm_prob)?;
+        check_prob("objectives.momentum", self.momentum)?;
+        check_prob("objectives.alpha", self.alpha)?;
+        crate::checks::check_count("objectives.queue_size", self.queue_size, 1, 1 << 20)?;
+        let (lo, hi) = TEMPERATURE_RANGE;
+        if !(lo as f64..=hi as f64).contains(&self.temperature) {
+            return Err(Error::Config(format!(
+                "objectives.temperature = {} must lie in [{lo}, {hi}], the range it is kept in",
+                self.temperature
+            )));
+        }
+        let weights = [self.mpm_weight, self.mlm_weight, self.itc_weight];
+        if !weights.iter().all(|w| w.is_finite() && *w >= 0.0) || weights.iter().sum::<f64>() == 0.0
+        {
+            return Err(Error::Config("objectives: mpm_weight, mlm_weight and itc_weight must be finite and >= 0, and not all 0 (the model would learn nothing)".into()));
+        }
+        Ok(())
+    }
+
+    /// The distillation weight at `at`: α ramped linearly from 0.
+    fn alpha_at(&self, at: Progress) -> f64 {
+        self.alpha * ((at.step + 1) as f64 / self.alpha_ramp_steps.max(1) as f64).min(1.0)
+    }
+}
+
+/// The columns of a SymTime step: the three losses, the in-batch series-to-symbol top-1
+/// retrieval (a contrastive metric a person can read: 1 / batch is chance; nothing is
+/// trained on it), the temperature and the distillation weight of the step.
+const COLUMNS: &[&str] = &[
+    "mpm",
+    "mlm",
+    "itc",
+    "retrieval_top1",
+    "temperature",
+    "alpha",
+];
 
 /// What every block of a batch shares: the normalised patches, the momentum features of the
 /// whole batch and the queues, and the counts the losses are divided by.
@@ -62,7 +119,7 @@ struct Shared {
 
 pub struct SymTime {
     pub cfg: ModelRecipe,
-    pub objectives: ObjectiveConfig,
+    pub objectives: SymTimeConfig,
     /// Trainable weights (online encoders, projections, heads, temperature).
     pub online: VarMap,
     /// Momentum copies and queues (checkpointed, never trained).
@@ -74,7 +131,10 @@ pub struct SymTime {
 }
 
 impl SymTime {
-    pub fn new(cfg: &ModelRecipe, objectives: &ObjectiveConfig, device: &Device) -> Result<Self> {
+    pub fn new(cfg: &ModelRecipe, objectives: &SymTimeConfig, device: &Device) -> Result<Self> {
+        let Some(symbol) = &cfg.symbol else {
+            candle_core::bail!("the series-symbol objective needs model.symbol")
+        };
         let online = VarMap::new();
         let vb = VarBuilder::from_varmap(&online, DType::F32, device);
         let towers = Towers::new(cfg, &vb)?;
@@ -83,15 +143,11 @@ impl SymTime {
             cfg.series.patch,
             vb.pp("reconstruct"),
         )?;
-        let mlm_head = linear(
-            cfg.symbol.transformer.d_model,
-            vocab_size(),
-            vb.pp("mlm_head"),
-        )?;
+        let mlm_head = linear(symbol.transformer.d_model, vocab_size(), vb.pp("mlm_head"))?;
         vb.get_with_hints(1, "temperature", Init::Const(objectives.temperature))?;
         Ok(SymTime {
             temperature: params::var(&online, "temperature").expect("registered above"),
-            momentum: Momentum::new(cfg, objectives, device)?,
+            momentum: Momentum::new(cfg, objectives.queue_size, device)?,
             cfg: cfg.clone(),
             objectives: objectives.clone(),
             online,
@@ -99,17 +155,6 @@ impl SymTime {
             reconstruct,
             mlm_head,
         })
-    }
-
-    /// Draws the online weights from `rng`, then starts the momentum towers as their copies
-    /// and fills the queues (a fresh run; a resumed one restores all of it instead).
-    pub fn init(&self, rng: &mut SampleRng) -> Result<()> {
-        params::seeded_init(&self.online, rng)?;
-        self.momentum.init(&self.online, rng)
-    }
-
-    pub fn trainable(&self) -> Vec<(String, Var)> {
-        params::trainable(&self.online, "")
     }
 
     pub fn temperature(&self) -> Result<f32> {
@@ -122,23 +167,12 @@ impl SymTime {
         self.temperature.as_tensor().clamp(lo, hi)
     }
 
-    /// Gradients and losses of one batch; `alpha` is this step's distillation weight. Returns
-    /// the gradients of the weighted total, the losses, and the momentum features to enqueue
-    /// after the step. The batch is cut into one block of rows per rayon thread.
-    pub fn gradients(
-        &self,
-        batch: &PairBatch,
-        alpha: f64,
-    ) -> Result<(GradStore, Losses, (Tensor, Tensor))> {
-        self.gradients_in_parts(batch, alpha, rayon::current_num_threads())
-    }
-
     fn gradients_in_parts(
         &self,
         batch: &PairBatch,
         alpha: f64,
         parts: usize,
-    ) -> Result<(GradStore, Losses, (Tensor, Tensor))> {
+    ) -> Result<(GradStore, Report, (Tensor, Tensor))> {
         let blocks = row_blocks(batch.rows()?, parts);
         let patches = self
             .towers
@@ -146,22 +180,17 @@ impl SymTime {
             .patchify(&instance_norm(&batch.series)?)?;
         // The momentum features of the whole batch come first (every block's contrastive
         // loss needs them all); each sample's features depend on that sample only.
-        let momentum: Vec<(Tensor, Tensor)> = blocks
-            .par_iter()
-            .map(|rows| {
-                let block = |t: &Tensor| t.narrow(0, rows.start, rows.len());
-                self.momentum.towers.features(
-                    &block(&patches)?,
-                    &block(&batch.patch_valid)?,
-                    &block(&batch.tokens)?,
-                    &block(&batch.token_valid)?,
-                )
-            })
-            .collect::<Result<_>>()?;
-        let join = |pick: fn(&(Tensor, Tensor)) -> &Tensor| -> Result<Tensor> {
-            Ok(Tensor::cat(&momentum.iter().map(pick).collect::<Vec<_>>(), 0)?.detach())
-        };
-        let (s_m, y_m) = (join(|m| &m.0)?, join(|m| &m.1)?);
+        let momentum = constant_rows(&blocks, |rows| {
+            let block = |t: &Tensor| t.narrow(0, rows.start, rows.len());
+            let (s, y) = self.momentum.towers.features(
+                &block(&patches)?,
+                &block(&batch.patch_valid)?,
+                &block(&batch.tokens)?,
+                &block(&batch.token_valid)?,
+            )?;
+            Ok(vec![s, y])
+        })?;
+        let (s_m, y_m) = (momentum[0].clone(), momentum[1].clone());
         let shared = Shared {
             patches,
             momentum: (s_m.clone(), y_m.clone()),
@@ -176,11 +205,11 @@ impl SymTime {
         let (grads, block_losses) = block_gradients(blocks, &self.trainable(), |rows| {
             self.block_losses(batch, &shared, rows)
         })?;
-        let mut losses = Losses::default();
-        for l in &block_losses {
-            losses.add(l);
+        let mut report = Report::default();
+        for r in &block_losses {
+            report.add(r);
         }
-        Ok((grads, losses, (s_m, y_m)))
+        Ok((grads, report, (s_m, y_m)))
     }
 
     /// The weighted losses of rows `rows` of the batch, each divided by the whole batch's
@@ -190,7 +219,7 @@ impl SymTime {
         batch: &PairBatch,
         shared: &Shared,
         rows: Range<usize>,
-    ) -> Result<(Tensor, Losses)> {
+    ) -> Result<(Tensor, Report)> {
         let o = &self.objectives;
         let (first, n) = (rows.start, rows.len());
         let block = |t: &Tensor| t.narrow(0, first, n);
@@ -246,104 +275,75 @@ impl SymTime {
 
         let total = ((&mpm * o.mpm_weight)? + (&mlm * o.mlm_weight)? + (&itc * o.itc_weight)?)?;
         let scalar = |t: &Tensor| -> Result<f32> { t.to_scalar::<f32>() };
-        let losses = Losses {
+        let retrieval = own_nearest(&s.detach(), &shared.momentum.1, first)? as f32
+            / shared.momentum.1.dim(0)? as f32;
+        let report = Report {
             total: scalar(&total)?,
-            mpm: scalar(&mpm)?,
-            mlm: scalar(&mlm)?,
-            itc: scalar(&itc)?,
-            retrieval: own_nearest(&s.detach(), &shared.momentum.1, first)? as f32
-                / shared.momentum.1.dim(0)? as f32,
+            values: vec![scalar(&mpm)?, scalar(&mlm)?, scalar(&itc)?, retrieval],
         };
-        Ok((total, losses))
-    }
-
-    /// After the optimiser step: clamp the temperature, move the momentum towers, enqueue.
-    pub fn after_step(&self, enqueue: &(Tensor, Tensor)) -> Result<()> {
-        self.temperature.set(&self.clamped_temperature()?)?;
-        self.momentum.ema(&self.online, self.objectives.momentum)?;
-        self.momentum.enqueue(enqueue)
+        Ok((total, report))
     }
 }
 
-/// How many rows i of `queries` [n, E] have row `first + i` of `keys` [B, E] as their
-/// highest-scoring key.
-fn own_nearest(queries: &Tensor, keys: &Tensor, first: usize) -> Result<usize> {
-    let best = queries
-        .matmul(&keys.t()?)?
-        .argmax(D::Minus1)?
-        .to_vec1::<u32>()?;
-    Ok(best
-        .iter()
-        .enumerate()
-        .filter(|&(i, &k)| k as usize == first + i)
-        .count())
+impl Objective for SymTime {
+    type Pending = (Tensor, Tensor);
+
+    fn columns(&self) -> &'static [&'static str] {
+        COLUMNS
+    }
+
+    fn online(&self) -> &VarMap {
+        &self.online
+    }
+
+    fn state(&self) -> &VarMap {
+        &self.momentum.state
+    }
+
+    /// Draws the online weights, then starts the momentum towers as their copies and fills
+    /// the queues.
+    fn init(&self, rng: &mut SampleRng) -> Result<()> {
+        params::seeded_init(&self.online, rng)?;
+        self.momentum.init(&self.online, rng)
+    }
+
+    /// The batch is cut into one block of rows per rayon thread. The pending value is the
+    /// momentum features to enqueue after the step.
+    fn gradients(
+        &self,
+        batch: &PairBatch,
+        at: Progress,
+        _rng: &mut SampleRng,
+    ) -> Result<(GradStore, Report, Self::Pending)> {
+        let alpha = self.objectives.alpha_at(at);
+        let (grads, mut report, pending) =
+            self.gradients_in_parts(batch, alpha, rayon::current_num_threads())?;
+        report.values.extend([self.temperature()?, alpha as f32]);
+        Ok((grads, report, pending))
+    }
+
+    /// Clamps the temperature, moves the momentum towers, enqueues.
+    fn after_step(&self, enqueue: Self::Pending, _at: Progress) -> Result<()> {
+        self.temperature.set(&self.clamped_temperature()?)?;
+        self.momentum.ema(&self.online, self.objectives.momentum)?;
+        self.momentum.enqueue(&enqueue)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SeriesConfig, SymbolConfig, TransformerConfig};
     use crate::ops::testing::{assert_every_gradient_nonzero, max_abs, max_diff};
+    use crate::pretrain::testing::{assert_steps_lower_the_loss, batch, tiny_model};
 
     fn tiny() -> ModelRecipe {
-        let t = TransformerConfig {
-            d_model: 16,
-            heads: 2,
-            d_ff: 32,
-            layers: 1,
-        };
-        ModelRecipe {
-            series: SeriesConfig {
-                length: 32,
-                patch: 8,
-                transformer: t.clone(),
-            },
-            symbol: SymbolConfig {
-                max_tokens: 12,
-                transformer: t,
-            },
-            proj_dim: 8,
-        }
-    }
-
-    fn batch(model: &SymTime) -> PairBatch {
-        let dev = Device::Cpu;
-        let cfg = &model.cfg;
-        let (b, n, l) = (4, cfg.series.patches(), cfg.series.length);
-        let series = Tensor::randn(0f32, 1.0, (b, l), &dev).unwrap();
-        let tok = crate::symbolic::tokens::Tokenizer::default();
-        let ids: Vec<u32> = ["(x0 + 1.5)", "sin(x1)", "((-2) * x0)", "exp(x0)"]
-            .iter()
-            .flat_map(|s| {
-                let mut v = tok.encode(s, 12).unwrap();
-                v.resize(12, crate::symbolic::tokens::PAD);
-                v
-            })
-            .collect();
-        let tokens = Tensor::from_vec(ids, (b, 12), &dev).unwrap();
-        let token_valid = tokens
-            .ne(crate::symbolic::tokens::PAD)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        let mut mask = vec![0f32; b * n];
-        mask.iter_mut().step_by(2).for_each(|m| *m = 1.0);
-        PairBatch {
-            series,
-            patch_valid: Tensor::ones((b, n), DType::F32, &dev).unwrap(),
-            patch_mask: Tensor::from_vec(mask, (b, n), &dev).unwrap(),
-            mlm_input: tokens.clone(),
-            // every real token of the first expression, and two of the last
-            mlm_scored: vec![1, 2, 3, 4, 5, 37, 39],
-            tokens,
-            token_valid,
-        }
+        tiny_model(true)
     }
 
     fn model() -> SymTime {
         let model = SymTime::new(
             &tiny(),
-            &ObjectiveConfig {
+            &SymTimeConfig {
                 queue_size: 6,
                 ..Default::default()
             },
@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn shapes_and_every_trainable_variable_gets_a_gradient() {
         let model = model();
-        let batch = batch(&model);
+        let batch = batch(&model.cfg);
         let patches = model.towers.series.patchify(&batch.series).unwrap();
         assert_eq!(patches.dims(), &[4, 4, 8]);
         let (masked, clean) = model
@@ -378,11 +378,12 @@ mod tests {
                 .dims(),
             &[4, 12, 16]
         );
-        let (grads, losses, (s_m, y_m)) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
-        assert!(
-            losses.total.is_finite() && losses.mpm > 0.0 && losses.mlm > 0.0 && losses.itc > 0.0
-        );
-        assert!((0.0..=1.0).contains(&losses.retrieval));
+        let (grads, report, (s_m, y_m)) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
+        let [mpm, mlm, itc, retrieval] = report.values[..] else {
+            panic!("{report:?}")
+        };
+        assert!(report.total.is_finite() && mpm > 0.0 && mlm > 0.0 && itc > 0.0);
+        assert!((0.0..=1.0).contains(&retrieval));
         assert_eq!(
             (s_m.dims(), y_m.dims()),
             (&[4usize, 8][..], &[4usize, 8][..])
@@ -392,30 +393,36 @@ mod tests {
         assert_every_gradient_nonzero(&grads, &trainable);
         // The queues are constants of the step: differentiating them costs a queue-sized
         // gradient per block and direction.
-        assert!(grads.get(model.momentum.queue_series.as_tensor()).is_none());
-        assert!(grads.get(model.momentum.queue_symbol.as_tensor()).is_none());
+        assert!(grads
+            .get(model.momentum.queue_series.rows.as_tensor())
+            .is_none());
+        assert!(grads
+            .get(model.momentum.queue_symbol.rows.as_tensor())
+            .is_none());
         // The step moves the queue pointer by the batch size, wrapping at 6.
-        model.after_step(&(s_m.clone(), y_m.clone())).unwrap();
-        model.after_step(&(s_m, y_m)).unwrap();
-        assert_eq!(model.momentum.queue_position().unwrap(), 2);
+        let at = Progress { step: 0, steps: 2 };
+        model.after_step((s_m.clone(), y_m.clone()), at).unwrap();
+        model.after_step((s_m, y_m), at).unwrap();
+        assert_eq!(model.momentum.queue_series.position().unwrap(), 2);
+        assert_eq!(model.momentum.queue_symbol.position().unwrap(), 2);
     }
 
     #[test]
     fn the_blocks_of_a_batch_add_up_to_the_whole_batch() {
         let model = model();
-        let mut batch = batch(&model);
+        let mut batch = batch(&model.cfg);
         // Scored tokens in the middle block (sample 1) only: the others have no MLM gradient.
         batch.mlm_scored = vec![13, 14, 16];
         let (whole, whole_losses, _) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
         let (parts, part_losses, _) = model.gradients_in_parts(&batch, 0.4, 3).unwrap();
-        for (name, value) in [
-            ("total", whole_losses.total - part_losses.total),
-            ("mpm", whole_losses.mpm - part_losses.mpm),
-            ("mlm", whole_losses.mlm - part_losses.mlm),
-            ("itc", whole_losses.itc - part_losses.itc),
-            ("retrieval", whole_losses.retrieval - part_losses.retrieval),
-        ] {
-            assert!(value.abs() < 1e-5, "{name} differs by {value}");
+        assert!((whole_losses.total - part_losses.total).abs() < 1e-5);
+        for (i, (w, p)) in whole_losses
+            .values
+            .iter()
+            .zip(&part_losses.values)
+            .enumerate()
+        {
+            assert!((w - p).abs() < 1e-5, "{}: {w} vs {p}", COLUMNS[i]);
         }
         for (name, var) in model.trainable() {
             let (a, b) = (whole.get(&var).unwrap(), parts.get(&var).unwrap());
@@ -430,9 +437,15 @@ mod tests {
     }
 
     #[test]
+    fn steps_lower_the_loss() {
+        let model = model();
+        assert_steps_lower_the_loss(&model, &batch(&model.cfg));
+    }
+
+    #[test]
     fn ema_moves_momentum_weights_towards_online_ones() {
         let dev = Device::Cpu;
-        let model = SymTime::new(&tiny(), &ObjectiveConfig::default(), &dev).unwrap();
+        let model = SymTime::new(&tiny(), &SymTimeConfig::default(), &dev).unwrap();
         model.momentum.ema(&model.online, 0.0).unwrap();
         let name = "series.patch_embed.weight";
         let online = params::var(&model.online, name).unwrap();
@@ -447,15 +460,5 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert!(moved.iter().all(|d| (d - 0.25).abs() < 1e-6), "{moved:?}");
-    }
-
-    #[test]
-    fn retrieval_counts_rows_whose_own_key_is_nearest() {
-        let dev = Device::Cpu;
-        let keys = Tensor::new(&[[1f32, 0.], [0., 1.], [0.7, 0.7]], &dev).unwrap();
-        // Rows 1 and 2 of the batch: the first finds key 1, the second finds key 0.
-        let queries = Tensor::new(&[[0.1f32, 1.], [1., 0.]], &dev).unwrap();
-        assert_eq!(own_nearest(&queries, &keys, 1).unwrap(), 1);
-        assert_eq!(own_nearest(&keys, &keys, 0).unwrap(), 3);
     }
 }
