@@ -123,13 +123,15 @@ impl candle_nn::Module for Linear {
     }
 }
 
-/// 1-D convolution (stride 1, no dilation) as K shifted views and one matmul. candle 0.11.1's
+/// 1-D convolution (stride 1, optionally dilated, no padding) as K shifted views and one
+/// matmul. candle 0.11.1's
 /// CPU `conv1d` computes wrong kernel gradients whenever batch > 1 and out_channels > 1 (it
 /// still returns non-zero gradients, so training silently stalls); every op used here has a
 /// correct backward pass, which the tests check against finite differences.
 pub struct Conv1d {
     weight: Tensor,
     bias: Tensor,
+    dilation: usize,
 }
 
 impl Conv1d {
@@ -137,6 +139,17 @@ impl Conv1d {
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::dilated(in_channels, out_channels, kernel, 1, vb)
+    }
+
+    /// A convolution whose taps lie `dilation` steps apart.
+    pub fn dilated(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        dilation: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
         let fan_in = (in_channels * kernel) as f64;
@@ -155,17 +168,24 @@ impl Conv1d {
                     up: bound,
                 },
             )?,
+            dilation: dilation.max(1),
         })
     }
 
-    /// [batch, in, length] → [batch, out, length − kernel + 1], as one [out, in·k] × [in·k,
+    /// How much shorter the output is than the input: (kernel − 1)·dilation (the left
+    /// padding that keeps a causal convolution's length).
+    pub fn reach(&self) -> usize {
+        (self.weight.dims()[2] - 1) * self.dilation
+    }
+
+    /// [batch, in, length] → [batch, out, length − reach], as one [out, in·k] × [in·k,
     /// batch·length] product (a single large GEMM is much faster than one per case).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, l) = x.dims3()?;
         let (o, _, k) = self.weight.dims3()?;
-        let out_len = l + 1 - k;
+        let out_len = l - self.reach();
         let shifted: Vec<Tensor> = (0..k)
-            .map(|j| x.narrow(2, j, out_len))
+            .map(|j| x.narrow(2, j * self.dilation, out_len))
             .collect::<Result<_>>()?;
         // [b, c, k, out_len] → [c, k, b, out_len] → [c·k, b·out_len]
         let columns = Tensor::stack(&shifted, 2)?
@@ -182,6 +202,23 @@ impl Conv1d {
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    #[test]
+    fn a_dilated_conv1d_matches_candle() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let conv = Conv1d::dilated(2, 3, 3, 4, vb).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 2, 20), &dev).unwrap();
+        let reference = x
+            .conv1d(&conv.weight, 0, 1, 4, 1)
+            .unwrap()
+            .broadcast_add(&conv.bias.reshape((1, 3, 1)).unwrap())
+            .unwrap();
+        let ours = conv.forward(&x).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 20 - conv.reach()]);
+        assert!(crate::ops::testing::max_diff(&ours, &reference) < 1e-4);
+    }
 
     #[test]
     fn conv1d_matches_candle_forward_and_finite_difference_gradients() {
@@ -221,6 +258,7 @@ mod tests {
                 let probe = Conv1d {
                     weight: Tensor::from_vec(w, (4, 2, 5), &dev).unwrap(),
                     bias: conv.bias.clone(),
+                    dilation: 1,
                 };
                 loss(&probe).to_scalar::<f32>().unwrap()
             };

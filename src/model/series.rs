@@ -120,6 +120,13 @@ impl SeriesEncoder {
         Ok((states.narrow(0, 0, b)?, states.narrow(0, b, b)?))
     }
 
+    /// The states of the patches with those where `mask` [batch, N] is 1 replaced by the
+    /// mask embedding: [batch, N+1, d].
+    pub fn encode_masked(&self, patches: &Tensor, mask: &Tensor, valid: &Tensor) -> Result<Tensor> {
+        let tokens = self.apply_mask(&self.patch_embed.forward(patches)?, mask)?;
+        self.encode_tokens(&tokens, Some(valid))
+    }
+
     /// The mask embedding at every patch position, [batch, N, d]: the queries of a decoder
     /// that predicts masked patches from the visible ones (TimeMAE's masked branch).
     pub fn mask_queries(&self, batch: usize) -> Result<Tensor> {

@@ -1,8 +1,9 @@
 //! Pretraining from corpus shards: the recipe, the pair loader and batches, the objectives
 //! behind one interface (`objective::Objective`: SymTime's series-symbol model, view
-//! contrast, TimeMAE, FEI), their shared losses and momentum state, and the run loop.
+//! contrast, TimeMAE, FEI, CrossTimeNet with its VQ tokenizer), their shared losses and momentum state, and the run loop.
 
 mod batch;
+mod crosstimenet;
 mod fei;
 mod loader;
 mod losses;
@@ -16,8 +17,10 @@ mod testing;
 mod timemae;
 mod towers;
 mod views;
+mod vq;
 
 pub use batch::PairBatch;
+pub use crosstimenet::CrossTimeNetConfig;
 pub use fei::FeiConfig;
 pub use loader::{Pair, PairStream};
 pub use objective::{Objective, Progress, Report};
@@ -28,3 +31,4 @@ pub use run::{
 pub use symtime::{SymTime, SymTimeConfig};
 pub use timemae::TimeMaeConfig;
 pub use views::ViewsConfig;
+pub use vq::VqConfig;

@@ -1,6 +1,7 @@
 //! The pretraining recipe (`recipes/pretrain-*.toml`): the model's sizes, the objective (its
 //! `kind` and settings) and the training schedule. Unknown keys are errors.
 
+use super::crosstimenet::CrossTimeNetConfig;
 use super::fei::FeiConfig;
 use super::symtime::SymTimeConfig;
 use super::timemae::TimeMaeConfig;
@@ -41,6 +42,9 @@ pub enum ObjectiveConfig {
     /// Frequency-masked embedding inference (FEI).
     #[serde(rename = "fei")]
     Fei(FeiConfig),
+    /// A VQ-VAE tokenizer, then masked token prediction (CrossTimeNet).
+    #[serde(rename = "crosstimenet")]
+    CrossTimeNet(CrossTimeNetConfig),
 }
 
 impl Default for ObjectiveConfig {
@@ -56,6 +60,7 @@ impl ObjectiveConfig {
             ObjectiveConfig::Views(_) => "views",
             ObjectiveConfig::TimeMae(_) => "timemae",
             ObjectiveConfig::Fei(_) => "fei",
+            ObjectiveConfig::CrossTimeNet(_) => "crosstimenet",
         }
     }
 
@@ -65,6 +70,7 @@ impl ObjectiveConfig {
         match self {
             ObjectiveConfig::SymTime(o) => o.mask_ratio,
             ObjectiveConfig::TimeMae(o) => o.mask_ratio,
+            ObjectiveConfig::CrossTimeNet(o) => o.mask_ratio,
             ObjectiveConfig::Views(_) | ObjectiveConfig::Fei(_) => 0.0,
         }
     }
@@ -83,6 +89,7 @@ impl ObjectiveConfig {
             ObjectiveConfig::Views(o) => o.validate(),
             ObjectiveConfig::TimeMae(o) => o.validate(),
             ObjectiveConfig::Fei(o) => o.validate(),
+            ObjectiveConfig::CrossTimeNet(o) => o.validate(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `objectives.kind` picks which one it trains.
 
 use super::batch::{collate, MaskConfig};
+use super::crosstimenet::CrossTimeNet;
 use super::fei::Fei;
 use super::loader::{LoaderConfig, PairStream};
 use super::objective::{Objective, Progress, Report};
@@ -189,6 +190,13 @@ pub fn pretrain(req: &PretrainRequest, progress: &dyn Fn(&StepReport)) -> Result
             progress,
         ),
         ObjectiveConfig::Fei(o) => train(&Fei::new(m, o, device)?, req, corpus, existing, progress),
+        ObjectiveConfig::CrossTimeNet(o) => train(
+            &CrossTimeNet::new(m, o, device)?,
+            req,
+            corpus,
+            existing,
+            progress,
+        ),
     }
 }
 

@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn steps_lower_the_loss() {
         let model = model();
-        assert_steps_lower_the_loss(&model, &batch(&model.cfg));
+        assert_steps_lower_the_loss(&model, &batch(&model.cfg), 0, 12);
     }
 
     #[test]

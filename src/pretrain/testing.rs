@@ -62,13 +62,18 @@ pub fn batch(cfg: &ModelRecipe) -> PairBatch {
     }
 }
 
-/// Twelve optimiser steps on `batch`, each drawing the same masks or views, lower `model`'s
-/// loss.
-pub fn assert_steps_lower_the_loss<O: super::Objective>(model: &O, batch: &PairBatch) {
+/// Twelve optimiser steps on `batch`, steps `first..first + 12` of a run of `steps`, each
+/// drawing the same masks or views, lower `model`'s loss.
+pub fn assert_steps_lower_the_loss<O: super::Objective>(
+    model: &O,
+    batch: &PairBatch,
+    first: usize,
+    steps: usize,
+) {
     let mut opt = crate::train::AdamW::new(model.trainable(), 0.0).unwrap();
-    let losses: Vec<f32> = (0..12)
+    let losses: Vec<f32> = (first..first + 12)
         .map(|step| {
-            let at = super::Progress { step, steps: 12 };
+            let at = super::Progress { step, steps };
             let mut rng = crate::rng::sample_rng(9, 0);
             let (grads, report, pending) = model.gradients(batch, at, &mut rng).unwrap();
             opt.step(&grads, 3e-3, 1.0).unwrap();

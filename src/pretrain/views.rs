@@ -281,7 +281,7 @@ mod tests {
         };
         let model = Views::new(&tiny_model(false), &cfg, &Device::Cpu).unwrap();
         model.init(&mut sample_rng(1, 0)).unwrap();
-        assert_steps_lower_the_loss(&model, &batch(&tiny_model(false)));
+        assert_steps_lower_the_loss(&model, &batch(&tiny_model(false)), 0, 12);
     }
 
     #[test]
