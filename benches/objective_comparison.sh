@@ -3,7 +3,8 @@
 # (recipes/pretrain-KIND-tiny.toml) with the schedule of recipes/pretrain-tiny-long.toml
 # (batch 64, 20,000 steps: 1.28M pairs) and its queue length, trained on CORPUS and probed at
 # each STEP by benches/scaling_study.sh. The symtime row is recipes/pretrain-tiny-long.toml
-# itself. CORPUS is the corpus of the symtime scaling run (runs/long/corpus after
+# itself; symtime-views is that recipe with the views_* lines of
+# recipes/pretrain-symtime-views-tiny.toml. CORPUS is the corpus of the symtime scaling run (runs/long/corpus after
 # `benches/scaling_study.sh recipes/pretrain-tiny-long.toml generators/mixed.toml 200000 runs/long ...`).
 #
 # Usage: benches/objective_comparison.sh CORPUS OUT KIND... -- STEP...
@@ -26,6 +27,9 @@ for kind in "${kinds[@]}"; do
   mkdir -p "$dir"
   if [ "$kind" = symtime ]; then
     cp "$long" "$dir/recipe.toml"
+  elif [ "$kind" = symtime-views ]; then
+    views=$(grep '^views_' recipes/pretrain-symtime-views-tiny.toml)
+    awk -v v="$views" '{ print } /^alpha_ramp_steps/ { print v }' "$long" > "$dir/recipe.toml"
   else
     # The kind's model and [objectives] (a queue as long as the long recipe's), then the long
     # recipe's [train].

@@ -9,15 +9,20 @@
 //!   momentum features, with targets α·softmax(momentum similarities) + (1 − α)·one-hot (one
 //!   softmax, not two) and a learnable temperature clamped to `TEMPERATURE_RANGE`.
 //!
+//! - Optionally (`views_weight` > 0), view contrast as in `views`, on the same series
+//!   encoder with its own projection and queue: a combination none of the reference
+//!   systems tried.
+//!
 //! The momentum copies and queues are `momentum::Momentum`; the step's data parallelism is
 //! `train::block_gradients`.
 
 use super::batch::PairBatch;
 use super::losses::{info_nce_distilled, masked_patch_se, own_nearest, token_nll, Bank};
-use super::momentum::Momentum;
+use super::momentum::{FeatureQueue, Momentum, PREFIX};
 use super::objective::{Objective, Progress, Report};
 use super::recipe::ModelRecipe;
 use super::towers::Towers;
+use super::views::{draw_views, view_features, views_nce, ViewsConfig};
 use crate::checks::check_prob;
 use crate::error::Error;
 use crate::model::{instance_norm, linear, linear_no_bias, params, Linear};
@@ -47,6 +52,10 @@ pub struct SymTimeConfig {
     /// Distillation weight α, ramped linearly from 0 over `alpha_ramp_steps`.
     pub alpha: f64,
     pub alpha_ramp_steps: usize,
+    /// Weight of view contrast (0: off), and its crop share and fixed temperature.
+    pub views_weight: f64,
+    pub views_min_crop: f64,
+    pub views_temperature: f64,
 }
 
 impl Default for SymTimeConfig {
@@ -62,6 +71,9 @@ impl Default for SymTimeConfig {
             temperature: 0.07,
             alpha: 0.4,
             alpha_ramp_steps: 1000,
+            views_weight: 0.0,
+            views_min_crop: 0.5,
+            views_temperature: 0.1,
         }
     }
 }
@@ -80,10 +92,26 @@ impl SymTimeConfig {
                 self.temperature
             )));
         }
-        let weights = [self.mpm_weight, self.mlm_weight, self.itc_weight];
+        let weights = [
+            self.mpm_weight,
+            self.mlm_weight,
+            self.itc_weight,
+            self.views_weight,
+        ];
         if !weights.iter().all(|w| w.is_finite() && *w >= 0.0) || weights.iter().sum::<f64>() == 0.0
         {
-            return Err(Error::Config("objectives: mpm_weight, mlm_weight and itc_weight must be finite and >= 0, and not all 0 (the model would learn nothing)".into()));
+            return Err(Error::Config("objectives: mpm_weight, mlm_weight, itc_weight and views_weight must be finite and >= 0, and not all 0 (the model would learn nothing)".into()));
+        }
+        if self.views_weight > 0.0 {
+            ViewsConfig {
+                min_crop: self.views_min_crop,
+                temperature: self.views_temperature,
+                ..Default::default()
+            }
+            .validate()
+            .map_err(|e| {
+                Error::Config(e.to_string().replace("objectives.", "objectives.views_"))
+            })?;
         }
         Ok(())
     }
@@ -106,12 +134,44 @@ const COLUMNS: &[&str] = &[
     "alpha",
 ];
 
+/// With view contrast: its loss follows the series-symbol ones.
+const COLUMNS_WITH_VIEWS: &[&str] = &[
+    "mpm",
+    "mlm",
+    "itc",
+    "retrieval_top1",
+    "views_nce",
+    "temperature",
+    "alpha",
+];
+
+/// View contrast beside the series-symbol losses: its own projection of the series [CLS]
+/// (online and momentum) and its own queue.
+struct ViewsHead {
+    proj: Linear,
+    momentum_proj: Linear,
+    queue: FeatureQueue,
+    temperature: Tensor,
+}
+
+/// What a step enqueues after it: the momentum series and symbol features, and with view
+/// contrast the momentum features of view 1.
+pub type Pending = (Tensor, Tensor, Option<Tensor>);
+
+/// With view contrast: the step's two views, their momentum features and the views queue.
+struct SharedViews {
+    views: (Tensor, Tensor),
+    keys: (Tensor, Tensor),
+    queue: Tensor,
+}
+
 /// What every block of a batch shares: the normalised patches, the momentum features of the
 /// whole batch and the queues, and the counts the losses are divided by.
 struct Shared {
     patches: Tensor,
     momentum: (Tensor, Tensor),
     queues: (Tensor, Tensor),
+    views: Option<SharedViews>,
     scored_patches: f64,
     scored_tokens: f64,
     alpha: f64,
@@ -128,6 +188,7 @@ pub struct SymTime {
     reconstruct: Linear,
     mlm_head: Linear,
     temperature: Var,
+    views: Option<ViewsHead>,
 }
 
 impl SymTime {
@@ -145,9 +206,29 @@ impl SymTime {
         )?;
         let mlm_head = linear(symbol.transformer.d_model, vocab_size(), vb.pp("mlm_head"))?;
         vb.get_with_hints(1, "temperature", Init::Const(objectives.temperature))?;
+        let momentum = Momentum::new(cfg, objectives.queue_size, device)?;
+        let views = if objectives.views_weight > 0.0 {
+            let (d, e) = (cfg.series.transformer.d_model, cfg.proj_dim.unwrap_or(0));
+            let state = VarBuilder::from_varmap(&momentum.state, DType::F32, device);
+            Some(ViewsHead {
+                proj: linear(d, e, vb.pp("views_proj"))?,
+                momentum_proj: linear(d, e, state.pp(PREFIX).pp("views_proj"))?,
+                queue: FeatureQueue::new(
+                    &momentum.state,
+                    "queue_views",
+                    objectives.queue_size,
+                    e,
+                    device,
+                )?,
+                temperature: Tensor::new(&[objectives.views_temperature as f32], device)?,
+            })
+        } else {
+            None
+        };
         Ok(SymTime {
             temperature: params::var(&online, "temperature").expect("registered above"),
-            momentum: Momentum::new(cfg, objectives.queue_size, device)?,
+            momentum,
+            views,
             cfg: cfg.clone(),
             objectives: objectives.clone(),
             online,
@@ -167,12 +248,14 @@ impl SymTime {
         self.temperature.as_tensor().clamp(lo, hi)
     }
 
+    /// `views`: the step's two views, with view contrast.
     fn gradients_in_parts(
         &self,
         batch: &PairBatch,
+        views: Option<(Tensor, Tensor)>,
         alpha: f64,
         parts: usize,
-    ) -> Result<(GradStore, Report, (Tensor, Tensor))> {
+    ) -> Result<(GradStore, Report, Pending)> {
         let blocks = row_blocks(batch.rows()?, parts);
         let patches = self
             .towers
@@ -188,9 +271,24 @@ impl SymTime {
                 &block(&batch.tokens)?,
                 &block(&batch.token_valid)?,
             )?;
-            Ok(vec![s, y])
+            let mut out = vec![s, y];
+            if let (Some(head), Some(v)) = (&self.views, &views) {
+                let both = Tensor::cat(&[block(&v.0)?, block(&v.1)?], 0)?;
+                let keys = view_features(&self.momentum.towers.series, &head.momentum_proj, &both)?;
+                let n = rows.len();
+                out.extend([keys.narrow(0, 0, n)?, keys.narrow(0, n, n)?]);
+            }
+            Ok(out)
         })?;
         let (s_m, y_m) = (momentum[0].clone(), momentum[1].clone());
+        let views = match (&self.views, views) {
+            (Some(head), Some(views)) => Some(SharedViews {
+                views,
+                keys: (momentum[2].clone(), momentum[3].clone()),
+                queue: head.queue.constant(),
+            }),
+            _ => None,
+        };
         let shared = Shared {
             patches,
             momentum: (s_m.clone(), y_m.clone()),
@@ -201,6 +299,7 @@ impl SymTime {
                 .max(1.0) as f64,
             scored_tokens: batch.mlm_scored.len().max(1) as f64,
             alpha,
+            views,
         };
         let (grads, block_losses) = block_gradients(blocks, &self.trainable(), |rows| {
             self.block_losses(batch, &shared, rows)
@@ -209,7 +308,8 @@ impl SymTime {
         for r in &block_losses {
             report.add(r);
         }
-        Ok((grads, report, (s_m, y_m)))
+        let view_keys = shared.views.as_ref().map(|v| v.keys.0.clone());
+        Ok((grads, report, (s_m, y_m, view_keys)))
     }
 
     /// The weighted losses of rows `rows` of the batch, each divided by the whole batch's
@@ -273,23 +373,51 @@ impl SymTime {
         let y2s = info_nce_distilled(&y, &y_m, series_bank, first, &temp, shared.alpha)?;
         let itc = ((s2y + y2s)? / (2.0 * shared.momentum.0.dim(0)? as f64))?;
 
-        let total = ((&mpm * o.mpm_weight)? + (&mlm * o.mlm_weight)? + (&itc * o.itc_weight)?)?;
+        let mut total = ((&mpm * o.mpm_weight)? + (&mlm * o.mlm_weight)? + (&itc * o.itc_weight)?)?;
+        let mut views_value = None;
+        if let (Some(head), Some(shared_views)) = (&self.views, &shared.views) {
+            let SharedViews {
+                views: v,
+                keys,
+                queue,
+            } = shared_views;
+            let both = Tensor::cat(&[block(&v.0)?, block(&v.1)?], 0)?;
+            let q = view_features(&towers.series, &head.proj, &both)?;
+            let (q1, q2) = (q.narrow(0, 0, n)?, q.narrow(0, n, n)?);
+            let b = shared.momentum.0.dim(0)?;
+            let (loss, _) = views_nce(
+                (&q1, &q2),
+                (&keys.0, &keys.1),
+                queue,
+                first,
+                &head.temperature,
+                b,
+            )?;
+            total = (total + (&loss * o.views_weight)?)?;
+            views_value = Some(loss.to_scalar::<f32>()?);
+        }
         let scalar = |t: &Tensor| -> Result<f32> { t.to_scalar::<f32>() };
         let retrieval = own_nearest(&s.detach(), &shared.momentum.1, first)? as f32
             / shared.momentum.1.dim(0)? as f32;
         let report = Report {
             total: scalar(&total)?,
-            values: vec![scalar(&mpm)?, scalar(&mlm)?, scalar(&itc)?, retrieval],
+            values: [scalar(&mpm)?, scalar(&mlm)?, scalar(&itc)?, retrieval]
+                .into_iter()
+                .chain(views_value)
+                .collect(),
         };
         Ok((total, report))
     }
 }
 
 impl Objective for SymTime {
-    type Pending = (Tensor, Tensor);
+    type Pending = Pending;
 
     fn columns(&self) -> &'static [&'static str] {
-        COLUMNS
+        match self.views {
+            Some(_) => COLUMNS_WITH_VIEWS,
+            None => COLUMNS,
+        }
     }
 
     fn online(&self) -> &VarMap {
@@ -304,7 +432,11 @@ impl Objective for SymTime {
     /// the queues.
     fn init(&self, rng: &mut SampleRng) -> Result<()> {
         params::seeded_init(&self.online, rng)?;
-        self.momentum.init(&self.online, rng)
+        self.momentum.init(&self.online, rng)?;
+        match &self.views {
+            Some(head) => head.queue.fill_random(rng),
+            None => Ok(()),
+        }
     }
 
     /// The batch is cut into one block of rows per rayon thread. The pending value is the
@@ -313,20 +445,29 @@ impl Objective for SymTime {
         &self,
         batch: &PairBatch,
         at: Progress,
-        _rng: &mut SampleRng,
+        rng: &mut SampleRng,
     ) -> Result<(GradStore, Report, Self::Pending)> {
         let alpha = self.objectives.alpha_at(at);
+        let o = &self.objectives;
+        let views = match self.views {
+            Some(_) => Some(draw_views(batch, o.views_min_crop, rng)?),
+            None => None,
+        };
         let (grads, mut report, pending) =
-            self.gradients_in_parts(batch, alpha, rayon::current_num_threads())?;
+            self.gradients_in_parts(batch, views, alpha, rayon::current_num_threads())?;
         report.values.extend([self.temperature()?, alpha as f32]);
         Ok((grads, report, pending))
     }
 
     /// Clamps the temperature, moves the momentum towers, enqueues.
-    fn after_step(&self, enqueue: Self::Pending, _at: Progress) -> Result<()> {
+    fn after_step(&self, (s, y, views): Self::Pending, _at: Progress) -> Result<()> {
         self.temperature.set(&self.clamped_temperature()?)?;
         self.momentum.ema(&self.online, self.objectives.momentum)?;
-        self.momentum.enqueue(&enqueue)
+        self.momentum.enqueue(&(s, y))?;
+        match (&self.views, views) {
+            (Some(head), Some(keys)) => head.queue.push(&keys),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -378,7 +519,8 @@ mod tests {
                 .dims(),
             &[4, 12, 16]
         );
-        let (grads, report, (s_m, y_m)) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
+        let (grads, report, (s_m, y_m, _)) =
+            model.gradients_in_parts(&batch, None, 0.4, 1).unwrap();
         let [mpm, mlm, itc, retrieval] = report.values[..] else {
             panic!("{report:?}")
         };
@@ -401,8 +543,10 @@ mod tests {
             .is_none());
         // The step moves the queue pointer by the batch size, wrapping at 6.
         let at = Progress { step: 0, steps: 2 };
-        model.after_step((s_m.clone(), y_m.clone()), at).unwrap();
-        model.after_step((s_m, y_m), at).unwrap();
+        model
+            .after_step((s_m.clone(), y_m.clone(), None), at)
+            .unwrap();
+        model.after_step((s_m, y_m, None), at).unwrap();
         assert_eq!(model.momentum.queue_series.position().unwrap(), 2);
         assert_eq!(model.momentum.queue_symbol.position().unwrap(), 2);
     }
@@ -413,8 +557,8 @@ mod tests {
         let mut batch = batch(&model.cfg);
         // Scored tokens in the middle block (sample 1) only: the others have no MLM gradient.
         batch.mlm_scored = vec![13, 14, 16];
-        let (whole, whole_losses, _) = model.gradients_in_parts(&batch, 0.4, 1).unwrap();
-        let (parts, part_losses, _) = model.gradients_in_parts(&batch, 0.4, 3).unwrap();
+        let (whole, whole_losses, _) = model.gradients_in_parts(&batch, None, 0.4, 1).unwrap();
+        let (parts, part_losses, _) = model.gradients_in_parts(&batch, None, 0.4, 3).unwrap();
         assert!((whole_losses.total - part_losses.total).abs() < 1e-5);
         for (i, (w, p)) in whole_losses
             .values
@@ -434,6 +578,43 @@ mod tests {
                 "{name}: gradients differ by {diff}"
             );
         }
+    }
+
+    #[test]
+    fn view_contrast_beside_the_symbols_trains_every_variable_and_adds_up() {
+        let cfg = SymTimeConfig {
+            queue_size: 6,
+            views_weight: 0.5,
+            ..Default::default()
+        };
+        let model = SymTime::new(&tiny(), &cfg, &Device::Cpu).unwrap();
+        model.init(&mut crate::rng::sample_rng(1, 0)).unwrap();
+        assert_eq!(model.columns(), COLUMNS_WITH_VIEWS);
+        let batch = batch(&model.cfg);
+        let views = draw_views(&batch, 0.5, &mut crate::rng::sample_rng(2, 0)).unwrap();
+        let (whole, report, pending) = model
+            .gradients_in_parts(&batch, Some(views.clone()), 0.4, 1)
+            .unwrap();
+        let (parts, part_report, _) = model
+            .gradients_in_parts(&batch, Some(views), 0.4, 3)
+            .unwrap();
+        assert_eq!(report.values.len(), 5);
+        assert!(report.values[4] > 0.0, "{report:?}");
+        for (w, p) in report.values.iter().zip(&part_report.values) {
+            assert!((w - p).abs() < 1e-5, "{report:?} vs {part_report:?}");
+        }
+        let trainable = model.trainable();
+        assert!(trainable.iter().any(|(n, _)| n.starts_with("views_proj.")));
+        assert_every_gradient_nonzero(&whole, &trainable);
+        for (name, var) in trainable {
+            let (a, b) = (whole.get(&var).unwrap(), parts.get(&var).unwrap());
+            assert!(max_diff(a, b) <= 1e-5 * max_abs(a).max(1.0), "{name}");
+        }
+        let views = model.views.as_ref().unwrap();
+        model
+            .after_step(pending, Progress { step: 0, steps: 1 })
+            .unwrap();
+        assert_eq!(views.queue.position().unwrap(), 4);
     }
 
     #[test]

@@ -87,13 +87,64 @@ impl Projected {
         })
     }
 
-    /// Normalised windows [n, L] → features [n, E].
     fn features(&self, windows: &Tensor) -> Result<Tensor> {
-        let states = self
-            .series
-            .encode_patches(&self.series.patchify(windows)?, None)?;
-        l2_normalize(&self.proj.forward(&states.i((.., 0))?)?)
+        view_features(&self.series, &self.proj, windows)
     }
+}
+
+/// Normalised windows [n, L] → L2-normalised projections of their [CLS] states [n, E].
+pub fn view_features(series: &SeriesEncoder, proj: &Linear, windows: &Tensor) -> Result<Tensor> {
+    let states = series.encode_patches(&series.patchify(windows)?, None)?;
+    l2_normalize(&proj.forward(&states.i((.., 0))?)?)
+}
+
+/// Two views of every window of `batch`, each instance-normalised: [B, L] twice. A view
+/// keeps a random share in [min_crop, 1] of the window's real values, resized back to L.
+pub fn draw_views(
+    batch: &PairBatch,
+    min_crop: f64,
+    rng: &mut SampleRng,
+) -> Result<(Tensor, Tensor)> {
+    let windows = batch.series.to_vec2::<f32>()?;
+    let (b, l) = batch.series.dims2()?;
+    let patch = l / batch.patch_valid.dim(1)?;
+    let valid = batch.patch_valid.sum(1)?.to_vec1::<f32>()?;
+    let mut views = [Vec::with_capacity(b * l), Vec::with_capacity(b * l)];
+    for (window, n_valid) in windows.iter().zip(valid) {
+        let real = &window[..(n_valid as usize * patch).max(1)];
+        for view in &mut views {
+            let keep = uniform(rng, [min_crop, 1.0]);
+            let len = ((keep * real.len() as f64).round() as usize).clamp(1, real.len());
+            let start = rng.random_range(0..=real.len() - len);
+            view.extend(crop_resize(&real[start..start + len], l));
+        }
+    }
+    let [a, b_] = views;
+    let device = batch.series.device();
+    Ok((
+        instance_norm(&Tensor::from_vec(a, (b, l), device)?)?,
+        instance_norm(&Tensor::from_vec(b_, (b, l), device)?)?,
+    ))
+}
+
+/// The view-contrast loss of rows `first..first + n` of a batch of `batch` rows, summed and
+/// over 2·batch: each view's online features `q` [n, E] against the momentum features of the
+/// other view (`keys`, the whole batch's [B, E] each) and `queue`; and how many rows of view
+/// 1 retrieve their own view 2 first.
+pub fn views_nce(
+    q: (&Tensor, &Tensor),
+    keys: (&Tensor, &Tensor),
+    queue: &Tensor,
+    first: usize,
+    temperature: &Tensor,
+    batch: usize,
+) -> Result<(Tensor, usize)> {
+    let bank = |keys| Bank { batch: keys, queue };
+    // α = 0: plain InfoNCE (the momentum argument only feeds distillation).
+    let one = info_nce_distilled(q.0, q.0, bank(keys.1), first, temperature, 0.0)?;
+    let two = info_nce_distilled(q.1, q.1, bank(keys.0), first, temperature, 0.0)?;
+    let loss = ((one + two)? / (2 * batch) as f64)?;
+    Ok((loss, own_nearest(&q.0.detach(), keys.1, first)?))
 }
 
 pub struct Views {
@@ -124,30 +175,6 @@ impl Views {
         })
     }
 
-    /// Two views of every window of `batch`, each instance-normalised: [B, L] twice.
-    fn draw_views(&self, batch: &PairBatch, rng: &mut SampleRng) -> Result<(Tensor, Tensor)> {
-        let windows = batch.series.to_vec2::<f32>()?;
-        let (b, l) = batch.series.dims2()?;
-        let patch = l / batch.patch_valid.dim(1)?;
-        let valid = batch.patch_valid.sum(1)?.to_vec1::<f32>()?;
-        let mut views = [Vec::with_capacity(b * l), Vec::with_capacity(b * l)];
-        for (window, n_valid) in windows.iter().zip(valid) {
-            let real = &window[..(n_valid as usize * patch).max(1)];
-            for view in &mut views {
-                let keep = uniform(rng, [self.cfg.min_crop, 1.0]);
-                let len = ((keep * real.len() as f64).round() as usize).clamp(1, real.len());
-                let start = rng.random_range(0..=real.len() - len);
-                view.extend(crop_resize(&real[start..start + len], l));
-            }
-        }
-        let [a, b_] = views;
-        let device = batch.series.device();
-        Ok((
-            instance_norm(&Tensor::from_vec(a, (b, l), device)?)?,
-            instance_norm(&Tensor::from_vec(b_, (b, l), device)?)?,
-        ))
-    }
-
     fn gradients_in_parts(
         &self,
         views: &(Tensor, Tensor),
@@ -172,15 +199,15 @@ impl Views {
                 .model
                 .features(&Tensor::cat(&[block(&views.0)?, block(&views.1)?], 0)?)?;
             let (q1, q2) = (both.narrow(0, 0, n)?, both.narrow(0, n, n)?);
-            let bank = |keys| Bank {
-                batch: keys,
-                queue: &queue,
-            };
-            // α = 0: plain InfoNCE (the momentum argument only feeds distillation).
-            let one = info_nce_distilled(&q1, &q1, bank(&keys[1]), first, &temperature, 0.0)?;
-            let two = info_nce_distilled(&q2, &q2, bank(&keys[0]), first, &temperature, 0.0)?;
-            let loss = ((one + two)? / (2 * b) as f64)?;
-            let retrieval = own_nearest(&q1.detach(), &keys[1], first)? as f32 / b as f32;
+            let (loss, own) = views_nce(
+                (&q1, &q2),
+                (&keys[0], &keys[1]),
+                &queue,
+                first,
+                &temperature,
+                b,
+            )?;
+            let retrieval = own as f32 / b as f32;
             let value = loss.to_scalar::<f32>()?;
             Ok((
                 loss,
@@ -244,7 +271,7 @@ impl Objective for Views {
         _at: Progress,
         rng: &mut SampleRng,
     ) -> Result<(GradStore, Report, Tensor)> {
-        let views = self.draw_views(batch, rng)?;
+        let views = draw_views(batch, self.cfg.min_crop, rng)?;
         self.gradients_in_parts(&views, rayon::current_num_threads())
     }
 
@@ -302,7 +329,7 @@ mod tests {
         let mut valid = vec![1f32; 16];
         valid[1..4].fill(0.0);
         batch.patch_valid = Tensor::from_vec(valid, (4, 4), &Device::Cpu).unwrap();
-        let (a, b) = model.draw_views(&batch, &mut sample_rng(2, 0)).unwrap();
+        let (a, b) = draw_views(&batch, model.cfg.min_crop, &mut sample_rng(2, 0)).unwrap();
         // A constant view normalises to 0; a view that reached the padding would not be.
         for view in [a, b] {
             let row0 = view.i(0).unwrap().to_vec1::<f32>().unwrap();
@@ -314,7 +341,7 @@ mod tests {
     fn every_variable_gets_a_gradient_the_queue_none_and_blocks_add_up() {
         let model = model();
         let batch = batch(&tiny_model(false));
-        let views = model.draw_views(&batch, &mut sample_rng(3, 0)).unwrap();
+        let views = draw_views(&batch, model.cfg.min_crop, &mut sample_rng(3, 0)).unwrap();
         let (whole, report, keys) = model.gradients_in_parts(&views, 1).unwrap();
         let (parts, part_report, _) = model.gradients_in_parts(&views, 3).unwrap();
         assert!(

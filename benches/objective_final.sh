@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The last encoder of each KIND's run in OUT (from benches/objective_comparison.sh) read the
+# other ways the comparison reports: the linear probe with channel levels (`--levels`), at
+# the last layer, and fine-tuning (LP-FT, 30 epochs at most, one seed: the quickstart's
+# settings). Rows, after the scaling table's last-step rows, go to OUT/KIND/final.tsv:
+#   readout  GunPoint  ItalyPowerDemand  BasicMotions  JapaneseVowels  mean
+#
+# Usage: benches/objective_final.sh OUT STEP KIND...
+#   e.g. benches/objective_final.sh runs/objectives 20000 symtime views timemae fei crosstimenet
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$1 step=$2
+shift 2
+bin=${S2KIT:-target/release/s2kit}
+[ -n "${S2KIT:-}" ] || cargo build --quiet --release
+for kind in "$@"; do
+  dir="$out/$kind"
+  enc="$dir/encoders/step-$step"
+  table="$dir/final.tsv"
+  printf 'readout\tGunPoint\tItalyPowerDemand\tBasicMotions\tJapaneseVowels\tmean\n' > "$table"
+  awk -F'\t' -v s="$step" '$1 == s { printf "layer %s", $3; for (i = 4; i <= NF; i++) printf "\t%s", $i; print "" }' \
+    "$dir/scaling.tsv" >> "$table"
+  awk -F'\t' '$1 == 0 { printf "random init, layer %s", $3; for (i = 4; i <= NF; i++) printf "\t%s", $i; print "" }' \
+    "$dir/scaling.tsv" >> "$table"
+  printf 'last layer + levels%s\n' "$(benches/probe_row.sh "$bin" "$enc" "$enc/levels" --levels)" >> "$table"
+  sum=0 row=finetune
+  for set in GunPoint ItalyPowerDemand BasicMotions JapaneseVowels; do
+    "$bin" transfer --model "$enc" --dataset "data/ucr/$set" --protocol finetune --seeds 1 \
+      --epochs 30 --json "$enc/finetune-$set.json" >/dev/null
+    acc=$(python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['accuracy_mean'])" "$enc/finetune-$set.json")
+    row="$row	$acc"
+    sum=$(python3 -c "print($sum + $acc)")
+  done
+  printf '%s\t%.4f\n' "$row" "$(python3 -c "print($sum / 4)")" >> "$table"
+  echo "$kind:" >&2
+  cat "$table" >&2
+done
