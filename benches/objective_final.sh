@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The last encoder of each KIND's run in OUT (from benches/objective_comparison.sh) read the
 # other ways the comparison reports: the linear probe with channel levels (`--levels`), at
-# the last layer, and fine-tuning (LP-FT, 30 epochs at most, one seed: the quickstart's
+# the last layer, beside the random initialisation's (step 0) with levels, and fine-tuning (LP-FT, 30 epochs at most, one seed: the quickstart's
 # settings). Rows, after the scaling table's last-step rows, go to OUT/KIND/final.tsv:
 #   readout  GunPoint  ItalyPowerDemand  BasicMotions  JapaneseVowels  mean
 #
@@ -23,6 +23,8 @@ for kind in "$@"; do
   awk -F'\t' '$1 == 0 { printf "random init, layer %s", $3; for (i = 4; i <= NF; i++) printf "\t%s", $i; print "" }' \
     "$dir/scaling.tsv" >> "$table"
   printf 'last layer + levels%s\n' "$(benches/probe_row.sh "$bin" "$enc" "$enc/levels" --levels)" >> "$table"
+  init="$dir/encoders/step-0"
+  printf 'random init + levels%s\n' "$(benches/probe_row.sh "$bin" "$init" "$init/levels" --levels)" >> "$table"
   sum=0 row=finetune
   for set in GunPoint ItalyPowerDemand BasicMotions JapaneseVowels; do
     "$bin" transfer --model "$enc" --dataset "data/ucr/$set" --protocol finetune --seeds 1 \

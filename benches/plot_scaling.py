@@ -2,7 +2,8 @@
 pretraining, from the tables `benches/scaling_study.sh` writes: one line per model and layer,
 the random initialisation (step 0) drawn at the left edge, MiniRocket as a reference line.
 
-Usage: python benches/plot_scaling.py OUT.png MINIROCKET_MEAN LABEL=scaling.tsv [...]
+Usage: python benches/plot_scaling.py OUT.png MINIROCKET_MEAN LABEL=scaling.tsv[@LAYER] [...]
+(with @LAYER, that table's line for that layer only)
 """
 import csv
 import sys
@@ -17,9 +18,12 @@ def main(out, minirocket, tables):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for spec in tables:
         label, path = spec.split("=", 1)
+        path, _, only = path.partition("@")
         with open(path) as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
         for layer in sorted({r["layer"] for r in rows}):
+            if only and layer != only:
+                continue
             pts = sorted((int(r["pairs_seen"]), float(r["mean"])) for r in rows if r["layer"] == layer)
             xs = [max(p, 1e3) for p, _ in pts]  # step 0 sits at the left edge
             ax.plot(xs, [a for _, a in pts], marker="o", label=f"{label}, layer {layer}")
