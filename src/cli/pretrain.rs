@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Pretrain a series encoder on a corpus with the recipe's objective: `symtime` (masked
 /// patches, masked symbols, series-symbol momentum contrast; the default), `views`
-/// (crop-and-resize view contrast), `timemae` or `fei`.
+/// (crop-and-resize view contrast), `timemae`, `fei` or `crosstimenet`.
 ///
 /// Writes metrics.csv, losses.png, atomic checkpoints and the series encoder (encoder.json,
 /// encoder.safetensors) into --out; `s2kit transfer --model OUT` evaluates that encoder.
