@@ -137,13 +137,9 @@ impl CrossTimeNet {
             };
             Ok((total, (report, e.latents, e.codes)))
         })?;
-        let mut report = Report::default();
-        let (mut latents, mut codes) = (Vec::new(), Vec::new());
-        for (r, z, c) in blocks {
-            report.add(&r);
-            latents.push(z);
-            codes.push(c);
-        }
+        let report = Report::sum(blocks.iter().map(|(r, _, _)| r));
+        let latents: Vec<Tensor> = blocks.iter().map(|(_, z, _)| z.clone()).collect();
+        let codes: Vec<Tensor> = blocks.iter().map(|(_, _, c)| c.clone()).collect();
         Ok((
             grads,
             report,
@@ -216,10 +212,7 @@ impl CrossTimeNet {
                 },
             ))
         })?;
-        let mut report = Report::default();
-        for r in &reports {
-            report.add(r);
-        }
+        let report = Report::sum(&reports);
         let codes = targets.flatten_all()?.to_vec1::<u32>()?;
         let mask = scored.flatten_all()?.to_vec1::<f32>()?;
         let scored_codes = codes

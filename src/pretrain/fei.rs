@@ -275,10 +275,7 @@ impl Fei {
             };
             Ok((total, report))
         })?;
-        let mut report = Report::default();
-        for r in &reports {
-            report.add(r);
-        }
+        let mut report = Report::sum(&reports);
         let spread = target_embeddings
             .broadcast_sub(&target_embeddings.mean_keepdim(0)?)?
             .sqr()?

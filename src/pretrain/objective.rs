@@ -35,8 +35,16 @@ pub struct Report {
 }
 
 impl Report {
-    /// Adds another block's report (the blocks of a batch add up to the batch).
-    pub fn add(&mut self, other: &Report) {
+    /// The sum of the blocks' reports (the blocks of a batch add up to the batch).
+    pub fn sum<'a>(blocks: impl IntoIterator<Item = &'a Report>) -> Report {
+        let mut total = Report::default();
+        for block in blocks {
+            total.add(block);
+        }
+        total
+    }
+
+    fn add(&mut self, other: &Report) {
         self.total += other.total;
         if self.values.is_empty() {
             self.values = vec![0.0; other.values.len()];

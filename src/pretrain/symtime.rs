@@ -304,10 +304,7 @@ impl SymTime {
         let (grads, block_losses) = block_gradients(blocks, &self.trainable(), |rows| {
             self.block_losses(batch, &shared, rows)
         })?;
-        let mut report = Report::default();
-        for r in &block_losses {
-            report.add(r);
-        }
+        let report = Report::sum(&block_losses);
         let view_keys = shared.views.as_ref().map(|v| v.keys.0.clone());
         Ok((grads, report, (s_m, y_m, view_keys)))
     }

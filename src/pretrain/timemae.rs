@@ -179,10 +179,7 @@ impl TimeMae {
             };
             Ok((total, report))
         })?;
-        let mut report = Report::default();
-        for r in &reports {
-            report.add(r);
-        }
+        let mut report = Report::sum(&reports);
         report
             .values
             .push(self.code_perplexity(&targets, &scored_rows)?);

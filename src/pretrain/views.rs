@@ -217,10 +217,7 @@ impl Views {
                 },
             ))
         })?;
-        let mut report = Report::default();
-        for r in &reports {
-            report.add(r);
-        }
+        let report = Report::sum(&reports);
         Ok((grads, report, keys[0].clone()))
     }
 }
