@@ -315,3 +315,35 @@ encoders = [\"{root}/models/tiny-mixed-1m\"]\n",
         assert!(out.join(f).exists(), "{f} missing");
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    use std::process::Stdio;
+    // Standard output is a pipe whose reader is already gone, as under `| head` once head
+    // has read enough: every write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let out = Command::new(env!("CARGO_BIN_EXE_s2kit"))
+        .args([
+            "generate",
+            "--config",
+            "generators/s2.toml",
+            "--samples",
+            "4",
+            "--out",
+        ])
+        .arg(&corpus)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.status.success(), "the summary was not written");
+    assert!(
+        corpus.join("manifest.json").exists(),
+        "the work was done first"
+    );
+}
