@@ -247,7 +247,9 @@ fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
                 save_encoder: None,
                 overwrite: false,
                 layer: None,
+                choose_layer: false,
                 levels,
+                native: false,
                 device: device.clone(),
             };
             check_request(&req)

@@ -1,6 +1,6 @@
 //! The transfer harness on a small synthetic problem that a working model must solve.
 
-use s2kit::model::{save_encoder, EncoderConfig, FcnConfig};
+use s2kit::model::{save_encoder, EncoderConfig, FcnConfig, SeriesConfig, TransformerConfig};
 use s2kit::transfer::{
     embed, run_transfer, EmbedRequest, FitConfig, ModelSpec, Protocol, Selection, TransferRequest,
 };
@@ -84,7 +84,9 @@ fn request(data: PathBuf, model: ModelSpec, protocol: Protocol) -> TransferReque
         save_encoder: None,
         overwrite: false,
         layer: None,
+        choose_layer: false,
         levels: false,
+        native: false,
         device: candle_core::Device::Cpu,
     }
 }
@@ -227,6 +229,7 @@ fn the_linear_probe_chooses_on_train_only() {
                     Selection::Ridge { features, .. } => *features,
                     _ => unreachable!(),
                 },
+                layer: None,
                 levels_weight: None,
             }
         );
@@ -257,6 +260,90 @@ fn minirocket_and_layers_fit_their_protocols() {
     );
 }
 
+/// A saved patch transformer (random weights) over windows of 64 in patches of 8.
+fn small_patch_transformer(root: &Path) -> PathBuf {
+    let dir = root.join("small-patch-transformer");
+    let cfg = EncoderConfig::PatchTransformer(SeriesConfig {
+        length: 64,
+        patch: 8,
+        transformer: TransformerConfig {
+            d_model: 16,
+            heads: 2,
+            d_ff: 32,
+            layers: 2,
+        },
+    });
+    let varmap = candle_nn::VarMap::new();
+    cfg.build(&varmap, &candle_core::Device::Cpu).unwrap();
+    save_encoder(&dir, &cfg, &varmap).unwrap();
+    dir
+}
+
+#[test]
+fn native_readouts_keep_the_series_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let model = ModelSpec::Saved(small_patch_transformer(tmp.path()));
+    let mut req = request(data.clone(), model.clone(), Protocol::Linear);
+    req.seeds = 1;
+    let resampled = run_transfer(&req, &|_| {}).unwrap();
+    assert_eq!(resampled.length, 64, "the encoder's window");
+    req.native = true;
+    let native = run_transfer(&req, &|_| {}).unwrap();
+    assert_eq!(native.length, 32, "the series' own length");
+    // Four of eight patches: a different readout, still a working one (2 vs 6 cycles).
+    assert!(native.accuracy_mean > 0.9, "{}", native.accuracy_mean);
+    let mut finetune = request(data.clone(), model, Protocol::Finetune);
+    finetune.native = true;
+    let err = run_transfer(&finetune, &|_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("--native") && err.contains("--protocol linear"),
+        "{err}"
+    );
+    let mut rocket = request(data, ModelSpec::MiniRocket, Protocol::Linear);
+    rocket.native = true;
+    let err = run_transfer(&rocket, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("MiniRocket always reads"), "{err}");
+}
+
+#[test]
+fn layer_auto_keeps_the_layer_with_the_lowest_train_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let model = ModelSpec::Saved(small_patch_transformer(tmp.path()));
+    let mut req = request(data.clone(), model, Protocol::Linear);
+    req.seeds = 1;
+    let loo = |r: &s2kit::transfer::TransferReport| match r.seeds[0].selection {
+        Selection::Ridge { loo_mse, layer, .. } => (loo_mse, layer),
+        _ => panic!("the linear protocol selects a ridge probe"),
+    };
+    let fixed: Vec<f64> = [1, 2]
+        .iter()
+        .map(|&l| {
+            req.layer = Some(l);
+            let (mse, layer) = loo(&run_transfer(&req, &|_| {}).unwrap());
+            assert_eq!(layer, None, "a fixed layer is not a choice");
+            mse
+        })
+        .collect();
+    req.layer = None;
+    req.choose_layer = true;
+    let auto = run_transfer(&req, &|_| {}).unwrap();
+    let (mse, layer) = loo(&auto);
+    let best = if fixed[1] < fixed[0] { 2 } else { 1 };
+    assert_eq!(layer, Some(best));
+    assert_eq!(mse, fixed[best - 1]);
+    assert!(auto.seeds[0]
+        .selection
+        .to_string()
+        .contains(&format!("of layer {best}")));
+    // No layers to choose from.
+    let mut rocket = request(data, ModelSpec::MiniRocket, Protocol::Linear);
+    rocket.choose_layer = true;
+    let err = run_transfer(&rocket, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("--layer auto"), "{err}");
+}
+
 #[test]
 fn embeddings_are_written_in_the_documented_layout() {
     let tmp = tempfile::tempdir().unwrap();
@@ -265,6 +352,7 @@ fn embeddings_are_written_in_the_documented_layout() {
         dataset: data,
         model: ModelSpec::Saved(small_fcn(tmp.path())),
         layer: None,
+        native: false,
         seed: 0,
         device: candle_core::Device::Cpu,
     };

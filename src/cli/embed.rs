@@ -21,6 +21,11 @@ pub struct EmbedArgs {
     /// The encoder layer to read, from 1; default: the last.
     #[arg(long)]
     layer: Option<usize>,
+    /// Read each series at its own length (the longest TRAIN case) instead of resampled to
+    /// the encoder's window: shorter ones fill fewer patches, longer ones are read window by
+    /// window and their features averaged.
+    #[arg(long)]
+    native: bool,
     /// MiniRocket's seed (encoder features do not depend on it).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -38,6 +43,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         dataset: a.dataset,
         model: ModelSpec::parse(&a.model),
         layer: a.layer,
+        native: a.native,
         seed: a.seed,
         device: s2kit::runtime::device(&a.device)?,
     };

@@ -26,15 +26,21 @@ pub struct TransferArgs {
     /// saved encoder.
     #[arg(long)]
     protocol: Protocol,
-    /// The encoder layer the linear probe reads ([CLS] and the mean patch state), from 1;
-    /// default: the last.
+    /// The encoder layer the linear probe reads ([CLS] and the mean patch state), from 1, or
+    /// `auto`: every layer is read and the one with the lowest leave-one-out error on TRAIN
+    /// kept (with its α and levels' weight); default: the last.
     #[arg(long)]
-    layer: Option<usize>,
+    layer: Option<LayerArg>,
     /// The linear probe also reads each channel's level (mean and log standard deviation),
     /// which z-normalisation hides from the encoder; the levels' weight is chosen on TRAIN
     /// by leave-one-out error, 0 included.
     #[arg(long)]
     levels: bool,
+    /// The linear probe reads each series at its own length (the longest TRAIN case) instead
+    /// of resampled to the encoder's window: shorter ones fill fewer patches, longer ones are
+    /// read window by window and their features averaged.
+    #[arg(long)]
+    native: bool,
     #[arg(long, default_value_t = 3)]
     seeds: u64,
     /// Maximum epochs (training stops earlier when the validation score stops improving).
@@ -84,8 +90,13 @@ pub fn run(a: TransferArgs) -> Result<()> {
         val_fraction: a.val_fraction,
         save_encoder: a.save_encoder,
         overwrite: a.force,
-        layer: a.layer,
+        layer: match a.layer {
+            Some(LayerArg::Layer(n)) => Some(n),
+            _ => None,
+        },
+        choose_layer: a.layer == Some(LayerArg::Auto),
         levels: a.levels,
+        native: a.native,
         device: s2kit::runtime::device(&a.device)?,
     };
     let pb = progress::bar(req.fit.max_epochs as u64, "epochs");
@@ -106,4 +117,25 @@ pub fn run(a: TransferArgs) -> Result<()> {
         println!("report written to {}", path.display());
     }
     Ok(())
+}
+
+/// `--layer`: a layer number, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LayerArg {
+    Layer(usize),
+    Auto,
+}
+
+impl std::str::FromStr for LayerArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(LayerArg::Auto),
+            _ => s
+                .parse()
+                .map(LayerArg::Layer)
+                .map_err(|_| format!("'{s}' is neither a layer number nor `auto`")),
+        }
+    }
 }

@@ -19,4 +19,11 @@ pub trait Encoder {
         }
         self.forward_t(x, false)
     }
+
+    /// `readout` of series of any length `[batch, length]`, at their own resolution rather
+    /// than resampled to the encoder's window. By default `readout` itself: right for encoders
+    /// whose pooling takes any length.
+    fn readout_native(&self, x: &Tensor, layer: Option<usize>) -> candle_core::Result<Tensor> {
+        self.readout(x, layer)
+    }
 }

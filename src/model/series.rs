@@ -164,16 +164,33 @@ impl SeriesEncoder {
         valid: Option<&Tensor>,
         layers: usize,
     ) -> Result<Tensor> {
-        let (b, _, d) = tokens.dims3()?;
+        let (b, n, d) = tokens.dims3()?;
         let cls = self.cls.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
-        let tokens =
-            Tensor::cat(&[&cls, tokens], 1)?.broadcast_add(&self.positions.unsqueeze(0)?)?;
+        // Fewer patches than the window's (a short series at its own resolution) take the
+        // first positions.
+        let positions = self.positions.narrow(0, 0, n + 1)?;
+        let tokens = Tensor::cat(&[&cls, tokens], 1)?.broadcast_add(&positions.unsqueeze(0)?)?;
         let key_mask = match valid {
             Some(v) => Some(Tensor::cat(&[&v.narrow(1, 0, 1)?.ones_like()?, v], 1)?),
             None => None,
         };
         self.transformer
             .forward_through(&tokens, key_mask.as_ref(), layers)
+    }
+
+    /// The readout of patches [batch, n ≤ N, P]: [CLS] and the mean of the n patch states.
+    fn pooled(&self, patches: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+        let layers = self.cfg.transformer.layers;
+        let layer = layer.unwrap_or(layers);
+        if !(1..=layers).contains(&layer) {
+            candle_core::bail!("layer {layer} does not exist: the encoder has layers 1 to {layers}")
+        }
+        let n = patches.dim(1)?;
+        let states =
+            self.encode_tokens_through(&self.patch_embed.forward(patches)?, None, layer)?;
+        let cls = states.narrow(1, 0, 1)?.squeeze(1)?;
+        let patch_mean = states.narrow(1, 1, n)?.mean(1)?;
+        Tensor::cat(&[&cls, &patch_mean], 1)
     }
 }
 
@@ -193,16 +210,137 @@ impl Encoder for SeriesEncoder {
     /// [CLS] concatenated with the mean of the patch states (Mantis's "combined" readout),
     /// after block `layer` (1-based; `None` is the last, with the final LayerNorm).
     fn readout(&self, x: &Tensor, layer: Option<usize>) -> Result<Tensor> {
-        let layers = self.cfg.transformer.layers;
-        let layer = layer.unwrap_or(layers);
-        if !(1..=layers).contains(&layer) {
-            candle_core::bail!("layer {layer} does not exist: the encoder has layers 1 to {layers}")
+        self.pooled(&self.patchify(&instance_norm(x)?)?, layer)
+    }
+
+    /// A series no longer than the window fills only its own patches (the last one completed
+    /// with its last value), at the first positions; a longer one is read window by window
+    /// (non-overlapping, the last aligned with the end), each instance-normalised as in
+    /// pretraining, and the windows' readouts are averaged.
+    fn readout_native(&self, x: &Tensor, layer: Option<usize>) -> Result<Tensor> {
+        let (b, len) = x.dims2()?;
+        let (window, p) = (self.cfg.length, self.cfg.patch);
+        if len <= window {
+            let n = len.div_ceil(p);
+            let x = instance_norm(x)?;
+            let x = if n * p > len {
+                let last = x.narrow(1, len - 1, 1)?.broadcast_as((b, n * p - len))?;
+                Tensor::cat(&[&x, &last.contiguous()?], 1)?
+            } else {
+                x
+            };
+            return self.pooled(&x.reshape((b, n, p))?, layer);
         }
-        let patches = self.patchify(&instance_norm(x)?)?;
-        let states =
-            self.encode_tokens_through(&self.patch_embed.forward(&patches)?, None, layer)?;
-        let cls = states.narrow(1, 0, 1)?.squeeze(1)?;
-        let patch_mean = states.narrow(1, 1, self.cfg.patches())?.mean(1)?;
-        Tensor::cat(&[&cls, &patch_mean], 1)
+        let mut starts: Vec<usize> = (0..=len - window).step_by(window).collect();
+        if starts.last() != Some(&(len - window)) {
+            starts.push(len - window);
+        }
+        let windows = starts
+            .iter()
+            .map(|&s| self.readout(&x.narrow(1, s, window)?.contiguous()?, layer))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&windows, 0)?.mean(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::max_diff;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// A two-layer encoder over windows of 32 in patches of 8.
+    fn encoder(varmap: &VarMap) -> SeriesEncoder {
+        let cfg = SeriesConfig {
+            length: 32,
+            patch: 8,
+            transformer: TransformerConfig {
+                d_model: 16,
+                heads: 2,
+                d_ff: 32,
+                layers: 2,
+            },
+        };
+        SeriesEncoder::new(
+            &cfg,
+            VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu),
+        )
+        .unwrap()
+    }
+
+    fn series(len: usize) -> Tensor {
+        Tensor::randn(0f32, 1.0, (3, len), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn native_readout_of_a_full_window_is_the_readout() {
+        let enc = encoder(&VarMap::new());
+        let x = series(32);
+        for layer in [Some(1), None] {
+            let native = enc.readout_native(&x, layer).unwrap();
+            assert_eq!(max_diff(&native, &enc.readout(&x, layer).unwrap()), 0.0);
+        }
+    }
+
+    #[test]
+    fn short_series_fill_only_their_own_patches() {
+        let enc = encoder(&VarMap::new());
+        // 24 points: three whole patches at the first three positions.
+        let x = series(24);
+        let expected = enc
+            .pooled(
+                &instance_norm(&x).unwrap().reshape((3, 3, 8)).unwrap(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            max_diff(&enc.readout_native(&x, None).unwrap(), &expected),
+            0.0
+        );
+        // 20 points: the third patch completed with the series' last value.
+        let x = series(20);
+        let z = instance_norm(&x).unwrap();
+        let last = z.narrow(1, 19, 1).unwrap().repeat((1, 4)).unwrap();
+        let padded = Tensor::cat(&[&z, &last], 1).unwrap();
+        let expected = enc
+            .pooled(&padded.reshape((3, 3, 8)).unwrap(), None)
+            .unwrap();
+        let native = enc.readout_native(&x, None).unwrap();
+        assert_eq!(native.dims(), &[3, 32]);
+        assert_eq!(max_diff(&native, &expected), 0.0);
+        // Not the resampled readout in disguise.
+        let stretched = enc
+            .readout(&padded.pad_with_same(1, 0, 8).unwrap(), None)
+            .unwrap();
+        assert!(max_diff(&native, &stretched) > 1e-3);
+    }
+
+    #[test]
+    fn long_series_average_their_windows() {
+        let enc = encoder(&VarMap::new());
+        // 80 points: windows at 0 and 32, and the last one aligned with the end at 48.
+        let x = series(80);
+        let windows: Vec<Tensor> = [0, 32, 48]
+            .iter()
+            .map(|&s| {
+                enc.readout(&x.narrow(1, s, 32).unwrap().contiguous().unwrap(), Some(1))
+                    .unwrap()
+            })
+            .collect();
+        let expected = Tensor::stack(&windows, 0).unwrap().mean(0).unwrap();
+        let native = enc.readout_native(&x, Some(1)).unwrap();
+        assert!(max_diff(&native, &expected) < 1e-6);
+        // An exact multiple of the window has no overlapping last window.
+        let x = series(64);
+        let halves: Vec<Tensor> = [0, 32]
+            .iter()
+            .map(|&s| {
+                enc.readout(&x.narrow(1, s, 32).unwrap().contiguous().unwrap(), None)
+                    .unwrap()
+            })
+            .collect();
+        let expected = ((&halves[0] + &halves[1]).unwrap() / 2.0).unwrap();
+        assert!(max_diff(&enc.readout_native(&x, None).unwrap(), &expected) < 1e-6);
     }
 }

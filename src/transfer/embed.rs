@@ -7,10 +7,11 @@
 //!   standard deviation before z-normalisation, in channel order (what `--levels` adds),
 //! - `class_names` [classes] strings (label i is `class_names[i]`),
 //!
-//! and attributes `dataset`, `model`, `layer` (0 for the default) and `length` (the window
-//! every series was resampled to). Features are raw: standardise them on TRAIN yourself.
+//! and attributes `dataset`, `model`, `layer` (0 for the default), `native` (1 when series were
+//! read at their own length) and `length` (what every series was resampled to: the encoder's
+//! window, or the longest TRAIN case). Features are raw: standardise them on TRAIN yourself.
 
-use super::{frozen_features, ModelSpec, Prepared, PreparedSet, TRANSFER_STREAM};
+use super::{frozen_features, ModelSpec, Prepared, PreparedSet, Readout, TRANSFER_STREAM};
 use crate::checks::check_output_file;
 use crate::error::{Error, Result};
 use crate::rng::sample_rng;
@@ -23,6 +24,8 @@ pub struct EmbedRequest {
     pub model: ModelSpec,
     /// The encoder layer to read (1-based; `None`: the last).
     pub layer: Option<usize>,
+    /// Read each series at its own length instead of resampled to the encoder's window.
+    pub native: bool,
     /// MiniRocket's seed (an encoder's features do not depend on it).
     pub seed: u64,
     pub device: Device,
@@ -33,6 +36,7 @@ pub struct Embedding {
     pub dataset: String,
     pub model: String,
     pub layer: Option<usize>,
+    pub native: bool,
     pub length: usize,
     pub class_names: Vec<String>,
     pub train: EmbeddedSplit,
@@ -64,12 +68,15 @@ pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
         length,
         train,
         test,
-    } = PreparedSet::load(&req.dataset, &req.model)?;
+    } = PreparedSet::load(&req.dataset, &req.model, req.native)?;
     let mut rng = sample_rng(req.seed, TRANSFER_STREAM);
     let (train_f, test_f) = frozen_features(
         &req.model,
         encoder_cfg.as_ref(),
-        req.layer,
+        Readout {
+            layer: req.layer,
+            native: req.native,
+        },
         [&train, &test],
         &mut rng,
         &req.device,
@@ -78,6 +85,7 @@ pub fn embed(req: &EmbedRequest) -> Result<Embedding> {
         dataset: dataset.name.clone(),
         model: req.model.label(),
         layer: req.layer,
+        native: req.native,
         length,
         class_names: dataset.train.class_names.clone(),
         train: EmbeddedSplit::new(train_f, train),
@@ -132,6 +140,7 @@ impl Embedding {
         }
         for (name, value) in [
             ("layer", self.layer.unwrap_or(0) as u64),
+            ("native", u64::from(self.native)),
             ("length", self.length as u64),
         ] {
             file.new_attr::<u64>()

@@ -120,9 +120,15 @@ pub struct TransferRequest {
     pub overwrite: bool,
     /// The encoder layer the linear probe reads (1-based; `None`: the last).
     pub layer: Option<usize>,
+    /// Whether the linear probe chooses its layer among all of them, with α, by leave-one-out
+    /// error on TRAIN (`--layer auto`; `layer` is then unset).
+    pub choose_layer: bool,
     /// Whether the linear probe also reads each channel's level, which z-normalisation hides
     /// from the encoder (the block's weight is chosen on TRAIN, and may be 0).
     pub levels: bool,
+    /// Whether the linear probe reads each series at its own length (the longest TRAIN
+    /// case) instead of resampled to the encoder's window (see `Encoder::readout_native`).
+    pub native: bool,
     /// Where the classifiers train.
     pub device: Device,
 }
@@ -254,7 +260,17 @@ impl TransferRequest {
                 "--levels adds channel levels to an encoder's linear probe: use it with --protocol linear and a saved encoder (MiniRocket already sees the levels)".into(),
             ));
         }
-        if self.layer.is_some() && self.protocol != Protocol::Linear {
+        if self.native && self.protocol != Protocol::Linear {
+            return Err(Error::Request(
+                "--native chooses the linear probe's readout; use it with --protocol linear".into(),
+            ));
+        }
+        if self.choose_layer && self.layer.is_some() {
+            return Err(Error::Request(
+                "--layer is either a layer or `auto`, not both".into(),
+            ));
+        }
+        if (self.layer.is_some() || self.choose_layer) && self.protocol != Protocol::Linear {
             return Err(Error::Request(
                 "--layer chooses the linear probe's readout; use it with --protocol linear".into(),
             ));
@@ -268,6 +284,7 @@ impl TransferRequest {
 const TRANSFER_STREAM: u64 = 0x7472_616e_7366_6572;
 
 /// A dataset as `model` sees it: its encoder's config, the common length, TRAIN and TEST.
+/// With `native`, the length is the longest TRAIN case even when the encoder has a window.
 struct PreparedSet {
     dataset: TsDataset,
     encoder_cfg: Option<EncoderConfig>,
@@ -277,13 +294,14 @@ struct PreparedSet {
 }
 
 impl PreparedSet {
-    fn load(dir: &Path, model: &ModelSpec) -> Result<PreparedSet> {
+    fn load(dir: &Path, model: &ModelSpec, native: bool) -> Result<PreparedSet> {
         let dataset = TsDataset::load(dir)?;
         let encoder_cfg = model.encoder_config()?;
         // The preprocessing length comes from TRAIN (or the encoder), never from TEST.
         let length = encoder_cfg
             .as_ref()
             .and_then(EncoderConfig::input_length)
+            .filter(|_| !native)
             .unwrap_or(dataset.train.max_length());
         let normalise = model.z_normalises();
         Ok(PreparedSet {
@@ -378,7 +396,7 @@ pub fn run_transfer(
         length,
         train: train_all,
         test,
-    } = PreparedSet::load(&req.dataset, &req.model)?;
+    } = PreparedSet::load(&req.dataset, &req.model, req.native)?;
     let notes = data_notes(&dataset, req.protocol)?;
     let classes = dataset.train.class_names.len();
     let channels = dataset.train.n_channels();
@@ -392,15 +410,23 @@ pub fn run_transfer(
         let started = Instant::now();
         let mut rng = sample_rng(seed, TRANSFER_STREAM);
         let (selection, predictions) = if req.protocol == Protocol::Linear {
-            let (train_f, test_f) = frozen_features(
-                &req.model,
-                encoder_cfg.as_ref(),
-                req.layer,
-                [&train_all, &test],
-                &mut rng,
-                device,
-            )?;
-            linear_probe(train_f, test_f, [&train_all, &test], classes, req.levels)?
+            let mut readouts = Vec::new();
+            for layer in probe_layers(req, encoder_cfg.as_ref())? {
+                let readout = Readout {
+                    layer,
+                    native: req.native,
+                };
+                let (train_f, test_f) = frozen_features(
+                    &req.model,
+                    encoder_cfg.as_ref(),
+                    readout,
+                    [&train_all, &test],
+                    &mut rng,
+                    device,
+                )?;
+                readouts.push((layer, train_f, test_f));
+            }
+            linear_probe(readouts, [&train_all, &test], classes, req.levels)?
         } else {
             let Some(cfg) = &encoder_cfg else {
                 return Err(Error::Request(format!(
@@ -492,47 +518,77 @@ fn with_levels(features: Features, cases: &Prepared) -> Features {
         .collect()
 }
 
-/// The ridge probe on frozen features, with (under `levels`) the channel levels appended and
-/// their weight chosen with α on TRAIN: the selection, and the predictions for `test`.
+/// The layers the linear probe reads: every layer under `choose_layer`, else the one asked
+/// for (`None`: the last).
+fn probe_layers(req: &TransferRequest, cfg: Option<&EncoderConfig>) -> Result<Vec<Option<usize>>> {
+    if !req.choose_layer {
+        return Ok(vec![req.layer]);
+    }
+    match cfg.and_then(EncoderConfig::layers) {
+        Some(n) => Ok((1..=n).map(Some).collect()),
+        None => Err(Error::Request(format!(
+            "--layer auto: `{}` has no layers to choose from",
+            req.model.label()
+        ))),
+    }
+}
+
+/// The ridge probe on frozen features: each readout's TRAIN and TEST features (tagged with the
+/// layer they were read at), with (under `levels`) the channel levels appended. The readout,
+/// the levels' weight and α are chosen together by leave-one-out error on TRAIN. Returns the
+/// selection and the predictions for `test`.
 fn linear_probe(
-    train_f: Features,
-    test_f: Features,
+    readouts: Vec<(Option<usize>, Features, Features)>,
     [train, test]: [&Prepared; 2],
     classes: usize,
     levels: bool,
 ) -> Result<(Selection, Vec<usize>)> {
-    let features = train_f.first().map_or(0, Vec::len);
-    // Without levels: one candidate with no extra columns.
-    let (train_f, test_f, extra, candidates) = if levels {
-        let both = (with_levels(train_f, train), with_levels(test_f, test));
-        (both.0, both.1, 2 * train.channels, &LEVEL_WEIGHTS[..])
-    } else {
-        (train_f, test_f, 0, &[1.0][..])
-    };
-    let mut best: Option<(RidgeClassifier, f64)> = None;
-    for &w in candidates {
-        let mut weights = vec![1.0; features];
-        weights.resize(features + extra, w);
-        let probe = RidgeClassifier::fit_weighted(
-            &train_f,
-            &weights,
-            &train.labels,
-            classes,
-            &default_alphas(),
-        )?;
-        // Strictly better only: on ties the smaller weight (first, 0) stays.
+    let choosing_layer = readouts.len() > 1;
+    // (probe, its readout's TEST features, their width, the layer, the levels' weight)
+    let mut best: Option<(RidgeClassifier, Features, usize, Option<usize>, f64)> = None;
+    for (layer, train_f, test_f) in readouts {
+        let features = train_f.first().map_or(0, Vec::len);
+        // Without levels: one candidate with no extra columns.
+        let (train_f, test_f, extra, candidates) = if levels {
+            let both = (with_levels(train_f, train), with_levels(test_f, test));
+            (both.0, both.1, 2 * train.channels, &LEVEL_WEIGHTS[..])
+        } else {
+            (train_f, test_f, 0, &[1.0][..])
+        };
+        let mut chosen: Option<(RidgeClassifier, f64)> = None;
+        for &w in candidates {
+            let mut weights = vec![1.0; features];
+            weights.resize(features + extra, w);
+            let probe = RidgeClassifier::fit_weighted(
+                &train_f,
+                &weights,
+                &train.labels,
+                classes,
+                &default_alphas(),
+            )?;
+            // Strictly better only: on ties the smaller weight (first, 0) stays.
+            if chosen
+                .as_ref()
+                .is_none_or(|(b, _)| probe.loo_error() < b.loo_error())
+            {
+                chosen = Some((probe, w));
+            }
+        }
+        let (probe, w) = chosen.expect("there is at least one candidate");
+        // Likewise, on ties the earlier layer stays.
         if best
             .as_ref()
-            .is_none_or(|(b, _)| probe.loo_error() < b.loo_error())
+            .is_none_or(|(b, ..)| probe.loo_error() < b.loo_error())
         {
-            best = Some((probe, w));
+            best = Some((probe, test_f, features, layer, w));
         }
     }
-    let (probe, w) = best.expect("there is at least one candidate");
+    let (probe, test_f, features, layer, w) = best.expect("there is at least one readout");
     let selection = Selection::Ridge {
         alpha: probe.alpha,
         loo_mse: probe.loo_error(),
         features,
+        layer: if choosing_layer { layer } else { None },
         levels_weight: levels.then_some(w),
     };
     Ok((selection, probe.predict(&test_f)))
@@ -549,12 +605,21 @@ fn by_batches(x: &Tensor, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) ->
     Ok(rows)
 }
 
+/// Where a saved encoder's frozen features are read.
+#[derive(Clone, Copy, Debug, Default)]
+struct Readout {
+    /// The layer (1-based; `None`: the last).
+    layer: Option<usize>,
+    /// At the series' own length (`Encoder::readout_native`), not resampled to the window.
+    native: bool,
+}
+
 /// Frozen features of `train` and `test`, [n][features]: MiniRocket fitted on `train`, or a
-/// saved encoder's readout at `layer`, one channel at a time, the channels' features joined.
+/// saved encoder's `readout`, one channel at a time, the channels' features joined.
 fn frozen_features(
     model: &ModelSpec,
     cfg: Option<&EncoderConfig>,
-    layer: Option<usize>,
+    Readout { layer, native }: Readout,
     [train, test]: [&Prepared; 2],
     rng: &mut crate::rng::SampleRng,
     device: &Device,
@@ -562,6 +627,9 @@ fn frozen_features(
     match (model, cfg) {
         (ModelSpec::MiniRocket, _) if layer.is_some() => Err(Error::Request(
             "--layer chooses an encoder's readout; MiniRocket has no layers".into(),
+        )),
+        (ModelSpec::MiniRocket, _) if native => Err(Error::Request(
+            "--native chooses an encoder's readout; MiniRocket always reads series at their own length".into(),
         )),
         (ModelSpec::MiniRocket, _) => {
             let train = cases(train);
@@ -591,7 +659,12 @@ fn frozen_features(
                 let (x, _) = split_tensors(p, device)?;
                 by_batches(&x, |batch| {
                     let n = batch.dim(0)?;
-                    let f = encoder.readout(&batch.reshape((n * p.channels, p.length))?, layer)?;
+                    let x = batch.reshape((n * p.channels, p.length))?;
+                    let f = if native {
+                        encoder.readout_native(&x, layer)?
+                    } else {
+                        encoder.readout(&x, layer)?
+                    };
                     let width = f.dim(1)?;
                     f.reshape((n, p.channels * width))
                 })
@@ -771,7 +844,7 @@ mod tests {
         let (train, _) = frozen_features(
             &model,
             Some(&cfg),
-            None,
+            Readout::default(),
             [&cases, &cases],
             &mut rng,
             &Device::Cpu,

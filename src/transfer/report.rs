@@ -21,6 +21,8 @@ pub enum Selection {
         loo_mse: f64,
         /// The encoder's features (without the levels).
         features: usize,
+        /// Under `--layer auto`: the layer chosen.
+        layer: Option<usize>,
         /// Under `--levels`: the weight chosen for the channel levels (0: left out).
         levels_weight: Option<f64>,
     },
@@ -33,10 +35,14 @@ impl std::fmt::Display for Selection {
             Selection::Ridge {
                 alpha,
                 features,
+                layer,
                 levels_weight,
                 ..
             } => {
                 write!(f, "ridge α {alpha:.3} on {features} features")?;
+                if let Some(layer) = layer {
+                    write!(f, " of layer {layer}")?;
+                }
                 match levels_weight {
                     Some(w) => write!(f, " + channel levels ×{w}"),
                     None => Ok(()),
