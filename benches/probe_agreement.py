@@ -15,29 +15,34 @@ from sklearn.linear_model import RidgeClassifierCV
 from sklearn.preprocessing import StandardScaler
 
 
+def probe(xtr, ytr, xte, yte, ltr=None, lte=None):
+    """TEST accuracy of the probe, its alpha and (given levels) the levels' weight."""
+    scaler = StandardScaler().fit(xtr)
+    ftr, fte = scaler.transform(xtr), scaler.transform(xte)
+    best = None
+    for w in (0.0, 1.0, 3.0, 10.0, 30.0) if ltr is not None else (None,):
+        if w is None:
+            atr, ate = ftr, fte
+        else:
+            lscaler = StandardScaler().fit(ltr)
+            atr = np.hstack([ftr, w * lscaler.transform(ltr)])
+            ate = np.hstack([fte, w * lscaler.transform(lte)])
+        clf = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)).fit(atr, ytr)
+        if best is None or clf.best_score_ > best[0]:
+            best = (clf.best_score_, w, clf, ate)
+    _, w, clf, ate = best
+    return float((clf.predict(ate) == yte).mean()), clf.alpha_, w
+
+
 def main(paths, levels):
     for path in paths:
         with h5py.File(path, "r") as f:
-            xtr, ytr = f["train_features"][:], f["train_labels"][:]
-            xte, yte = f["test_features"][:], f["test_labels"][:]
-            ltr, lte = f["train_levels"][:], f["test_levels"][:]
+            data = [f[k][:] for k in ("train_features", "train_labels", "test_features", "test_labels")]
+            if levels:
+                data += [f["train_levels"][:], f["test_levels"][:]]
             name = f.attrs["dataset"]
-        scaler = StandardScaler().fit(xtr)
-        ftr, fte = scaler.transform(xtr), scaler.transform(xte)
-        best = None
-        for w in (0.0, 1.0, 3.0, 10.0, 30.0) if levels else (None,):
-            if w is None:
-                atr, ate = ftr, fte
-            else:
-                lscaler = StandardScaler().fit(ltr)
-                atr = np.hstack([ftr, w * lscaler.transform(ltr)])
-                ate = np.hstack([fte, w * lscaler.transform(lte)])
-            clf = RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)).fit(atr, ytr)
-            if best is None or clf.best_score_ > best[0]:
-                best = (clf.best_score_, w, clf, ate)
-        _, w, clf, ate = best
-        acc = float((clf.predict(ate) == yte).mean())
-        print(f"{name} {acc:.4f} {clf.alpha_:.4g}" + ("" if w is None else f" {w:g}"))
+        acc, alpha, w = probe(*data)
+        print(f"{name} {acc:.4f} {alpha:.4g}" + ("" if w is None else f" {w:g}"))
 
 
 if __name__ == "__main__":
