@@ -195,16 +195,14 @@ impl SeriesEncoder {
 }
 
 impl Encoder for SeriesEncoder {
-    /// The [CLS] state of the unmasked window.
+    /// The readout at the last layer, so that a fine-tuned head sees what the linear probe
+    /// reads (and LP-FT starts from that probe).
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let patches = self.patchify(&instance_norm(x)?)?;
-        self.encode_patches(&patches, None)?
-            .narrow(1, 0, 1)?
-            .squeeze(1)
+        self.readout(x, None)
     }
 
     fn feature_dim(&self) -> usize {
-        self.cfg.transformer.d_model
+        2 * self.cfg.transformer.d_model
     }
 
     /// [CLS] concatenated with the mean of the patch states (Mantis's "combined" readout),
