@@ -9,6 +9,7 @@ fn main() {
     // A closed pipe (`s2kit ... | head`) ends the process quietly, as it does every Unix
     // tool; Rust's default ignores SIGPIPE and then panics in `print!`.
     // SAFETY: resetting a signal to its default action, before any thread is started.
+    #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

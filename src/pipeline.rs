@@ -15,7 +15,7 @@ use crate::pretrain::{pretrain, recorded_run, PretrainRecipe, PretrainRequest};
 use crate::store::{Compression, Corpus, Manifest, MANIFEST};
 use crate::transfer::{
     check_request, dataset_digest, run_transfer, FitConfig, ModelSpec, Protocol, TransferReport,
-    TransferRequest,
+    TransferRequest, CLASSIFIER_REVISION,
 };
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -436,6 +436,9 @@ fn cell_digest(req: &TransferRequest, data_digest: &str) -> Result<String> {
         "val_fraction": req.val_fraction,
         "layer": req.layer,
         "levels": req.levels,
+        "native": req.native,
+        "choose_layer": req.choose_layer,
+        "classifiers": CLASSIFIER_REVISION,
     });
     Ok(sha256_bytes(inputs.to_string().as_bytes()))
 }

@@ -291,6 +291,7 @@ fn native_readouts_keep_the_series_length() {
     req.native = true;
     let native = run_transfer(&req, &|_| {}).unwrap();
     assert_eq!(native.length, 32, "the series' own length");
+    assert!(native.native && !resampled.native);
     // Four of eight patches: a different readout, still a working one (2 vs 6 cycles).
     assert!(native.accuracy_mean > 0.9, "{}", native.accuracy_mean);
     let mut finetune = request(data.clone(), model, Protocol::Finetune);
@@ -303,7 +304,7 @@ fn native_readouts_keep_the_series_length() {
     let mut rocket = request(data, ModelSpec::MiniRocket, Protocol::Linear);
     rocket.native = true;
     let err = run_transfer(&rocket, &|_| {}).unwrap_err().to_string();
-    assert!(err.contains("MiniRocket always reads"), "{err}");
+    assert!(err.contains("MiniRocket has no layers"), "{err}");
 }
 
 #[test]
@@ -322,7 +323,7 @@ fn layer_auto_keeps_the_layer_with_the_lowest_train_error() {
         .map(|&l| {
             req.layer = Some(l);
             let (mse, layer) = loo(&run_transfer(&req, &|_| {}).unwrap());
-            assert_eq!(layer, None, "a fixed layer is not a choice");
+            assert_eq!(layer, Some(l), "the report names the layer read");
             mse
         })
         .collect();
@@ -342,6 +343,10 @@ fn layer_auto_keeps_the_layer_with_the_lowest_train_error() {
     rocket.choose_layer = true;
     let err = run_transfer(&rocket, &|_| {}).unwrap_err().to_string();
     assert!(err.contains("--layer auto"), "{err}");
+    assert!(
+        s2kit::transfer::check_request(&rocket).is_err(),
+        "refused before any work"
+    );
 }
 
 #[test]

@@ -21,9 +21,9 @@ pub struct EmbedArgs {
     /// The encoder layer to read, from 1; default: the last.
     #[arg(long)]
     layer: Option<usize>,
-    /// Read each series at its own length (the longest TRAIN case) instead of resampled to
-    /// the encoder's window: shorter ones fill fewer patches, longer ones are read window by
-    /// window and their features averaged.
+    /// Read the series at the dataset's own length (the longest TRAIN case; unequal lengths
+    /// are still resampled to it) instead of the encoder's window: shorter ones fill fewer
+    /// patches, longer ones are read window by window and their features averaged.
     #[arg(long)]
     native: bool,
     /// MiniRocket's seed (encoder features do not depend on it).

@@ -36,9 +36,10 @@ pub struct TransferArgs {
     /// by leave-one-out error, 0 included.
     #[arg(long)]
     levels: bool,
-    /// The linear probe reads each series at its own length (the longest TRAIN case) instead
-    /// of resampled to the encoder's window: shorter ones fill fewer patches, longer ones are
-    /// read window by window and their features averaged.
+    /// The linear probe reads the series at the dataset's own length (the longest TRAIN case;
+    /// unequal lengths are still resampled to it) instead of the encoder's window: shorter
+    /// ones fill fewer patches, longer ones are read window by window and their features
+    /// averaged.
     #[arg(long)]
     native: bool,
     #[arg(long, default_value_t = 3)]
@@ -111,9 +112,12 @@ pub fn run(a: TransferArgs) -> Result<()> {
         }
     })?;
     pb.finish_and_clear();
+    // The file first: a reader that closes the pipe early must not cost the report.
+    if let Some(path) = &a.json {
+        report.write_json(path)?;
+    }
     print!("{report}");
     if let Some(path) = a.json {
-        report.write_json(&path)?;
         println!("report written to {}", path.display());
     }
     Ok(())

@@ -152,7 +152,7 @@ impl SeriesEncoder {
         tokens.broadcast_mul(&(m.ones_like()? - &m)?)? + replacement.broadcast_mul(&m)?
     }
 
-    /// Patch tokens [batch, N, d] → states [batch, N+1, d]: [CLS], positions, transformer.
+    /// Patch tokens [batch, n ≤ N, d] → states [batch, n+1, d]: [CLS], positions, transformer.
     fn encode_tokens(&self, tokens: &Tensor, valid: Option<&Tensor>) -> Result<Tensor> {
         self.encode_tokens_through(tokens, valid, self.cfg.transformer.layers)
     }
@@ -195,8 +195,8 @@ impl SeriesEncoder {
 }
 
 impl Encoder for SeriesEncoder {
-    /// The readout at the last layer, so that a fine-tuned head sees what the linear probe
-    /// reads (and LP-FT starts from that probe).
+    /// The readout at the last layer, so that a fine-tuned head reads what the linear probe
+    /// reads by default (and LP-FT starts from a probe on the same features).
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         self.readout(x, None)
     }

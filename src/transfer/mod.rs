@@ -198,6 +198,11 @@ fn occupied(dir: &Path) -> bool {
     })
 }
 
+/// The revision of what the classifiers compute for a given request: a cached result of an
+/// earlier revision is redone (`s2kit run`). 2: the patch transformer's fine-tuned and
+/// from-scratch head reads [CLS] and the patch mean, not [CLS] alone.
+pub const CLASSIFIER_REVISION: u32 = 2;
+
 /// The most seeds one evaluation runs (each is a full fit).
 const MAX_SEEDS: u64 = 1000;
 
@@ -263,6 +268,11 @@ impl TransferRequest {
         if self.native && self.protocol != Protocol::Linear {
             return Err(Error::Request(
                 "--native chooses the linear probe's readout; use it with --protocol linear".into(),
+            ));
+        }
+        if self.model == ModelSpec::MiniRocket && (self.native || self.choose_layer) {
+            return Err(Error::Request(
+                "--native and --layer auto choose an encoder's readout; MiniRocket has no layers and always reads series at the dataset's own length".into(),
             ));
         }
         if self.choose_layer && self.layer.is_some() {
@@ -534,7 +544,7 @@ fn probe_layers(req: &TransferRequest, cfg: Option<&EncoderConfig>) -> Result<Ve
 }
 
 /// The ridge probe on frozen features: each readout's TRAIN and TEST features (tagged with the
-/// layer they were read at), with (under `levels`) the channel levels appended. The readout,
+/// layer they were read at, `None` for the default last), with (under `levels`) the channel levels appended. The readout,
 /// the levels' weight and α are chosen together by leave-one-out error on TRAIN. Returns the
 /// selection and the predictions for `test`.
 fn linear_probe(
@@ -543,7 +553,6 @@ fn linear_probe(
     classes: usize,
     levels: bool,
 ) -> Result<(Selection, Vec<usize>)> {
-    let choosing_layer = readouts.len() > 1;
     // (probe, its readout's TEST features, their width, the layer, the levels' weight)
     let mut best: Option<(RidgeClassifier, Features, usize, Option<usize>, f64)> = None;
     for (layer, train_f, test_f) in readouts {
@@ -588,7 +597,7 @@ fn linear_probe(
         alpha: probe.alpha,
         loo_mse: probe.loo_error(),
         features,
-        layer: if choosing_layer { layer } else { None },
+        layer,
         levels_weight: levels.then_some(w),
     };
     Ok((selection, probe.predict(&test_f)))

@@ -21,7 +21,8 @@ pub enum Selection {
         loo_mse: f64,
         /// The encoder's features (without the levels).
         features: usize,
-        /// Under `--layer auto`: the layer chosen.
+        /// The layer read: the one asked for or (under `--layer auto`) chosen; `None`: the
+        /// last, by default.
         layer: Option<usize>,
         /// Under `--levels`: the weight chosen for the channel levels (0: left out).
         levels_weight: Option<f64>,
@@ -78,6 +79,8 @@ pub struct TransferReport {
     pub protocol: Protocol,
     pub channels: usize,
     pub length: usize,
+    /// Whether an encoder's probe read the series at that length rather than its window.
+    pub native: bool,
     pub train_cases: usize,
     pub test_cases: usize,
     pub val_fraction: f64,
@@ -130,6 +133,7 @@ impl TransferReport {
             protocol: req.protocol,
             channels: data.train.n_channels(),
             length,
+            native: req.native,
             train_cases: data.train.series.len(),
             test_cases: data.test.series.len(),
             val_fraction: req.val_fraction,

@@ -5,7 +5,7 @@
 //!    channel becomes zeros);
 //! 2. every channel is resampled by linear interpolation to one length (the longest TRAIN
 //!    case, unless the encoder asks for a fixed length), so unequal lengths are stretched, not
-//!    padded: no model ever sees padding;
+//!    padded (only `--native` completes a series' last patch with its last value);
 //! 3. each channel of each case is z-normalised on its own (a constant channel becomes zeros),
 //!    for every model but MiniRocket, which, as in its reference, sees the values themselves
 //!    (its biases come from the data's own scale, and the channels' levels carry information).
