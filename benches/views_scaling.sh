@@ -45,7 +45,8 @@ for leg in "${legs[@]}"; do
     levels)
       table="$out/levels.tsv"
       printf 'run\tstep\tGunPoint\tItalyPowerDemand\tBasicMotions\tJapaneseVowels\tmean\n' > "$table"
-      for run in c1m c20k mini c200k c20k-seed*; do
+      seeded=("$out"/c20k-seed*)
+      for run in c1m c20k mini c200k "${seeded[@]#"$out"/}"; do
         [ -d "$out/$run" ] || continue
         for enc in "$out/$run"/encoders/step-*; do
           [ -d "$enc" ] || continue
