@@ -16,16 +16,9 @@ bin=${S2KIT:-target/release/s2kit}
 mkdir -p "$out"
 printf 'run\tGunPoint\tItalyPowerDemand\tBasicMotions\tJapaneseVowels\tmean\n'
 row() {
-  local label=$1 model=$2 protocol=$3 name sum=0 cells=""
-  name=$(echo "$model" | tr '/' '_')
-  for set in GunPoint ItalyPowerDemand BasicMotions JapaneseVowels; do
-    "$bin" transfer --model "$model" --dataset "data/ucr/$set" --protocol "$protocol" \
-      --seeds "$seeds" --epochs 30 --json "$out/$name-$protocol-$set.json" >/dev/null
-    acc=$(python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['accuracy_mean'])" "$out/$name-$protocol-$set.json")
-    cells="$cells	$acc"
-    sum=$(python3 -c "print($sum + $acc)")
-  done
-  printf '%s%s\t%.4f\n' "$label" "$cells" "$(python3 -c "print($sum / 4)")"
+  local label=$1 model=$2 protocol=$3
+  printf '%s%s\n' "$label" "$(benches/accuracy_row.sh "$bin" "$model" \
+    "$out/$(echo "$model" | tr '/' '_')-$protocol" --protocol "$protocol" --seeds "$seeds" --epochs 30)"
 }
 first=$1
 row "scratch (the architecture of $first)" "$first" scratch

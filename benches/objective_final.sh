@@ -25,15 +25,8 @@ for kind in "$@"; do
   printf 'last layer + levels%s\n' "$(benches/probe_row.sh "$bin" "$enc" "$enc/levels" --levels)" >> "$table"
   init="$dir/encoders/step-0"
   printf 'random init + levels%s\n' "$(benches/probe_row.sh "$bin" "$init" "$init/levels" --levels)" >> "$table"
-  sum=0 row=finetune
-  for set in GunPoint ItalyPowerDemand BasicMotions JapaneseVowels; do
-    "$bin" transfer --model "$enc" --dataset "data/ucr/$set" --protocol finetune --seeds 1 \
-      --epochs 30 --json "$enc/finetune-$set.json" >/dev/null
-    acc=$(python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['accuracy_mean'])" "$enc/finetune-$set.json")
-    row="$row	$acc"
-    sum=$(python3 -c "print($sum + $acc)")
-  done
-  printf '%s\t%.4f\n' "$row" "$(python3 -c "print($sum / 4)")" >> "$table"
+  printf 'finetune%s\n' "$(benches/accuracy_row.sh "$bin" "$enc" "$enc/finetune" \
+    --protocol finetune --seeds 1 --epochs 30)" >> "$table"
   echo "$kind:" >&2
   cat "$table" >&2
 done
