@@ -14,8 +14,8 @@ use crate::preset::GeneratorConfig;
 use crate::pretrain::{pretrain, recorded_run, PretrainRecipe, PretrainRequest};
 use crate::store::{Compression, Corpus, Manifest, MANIFEST};
 use crate::transfer::{
-    check_request, dataset_digest, run_transfer, FitConfig, ModelSpec, Protocol, TransferReport,
-    TransferRequest, CLASSIFIER_REVISION,
+    check_request, dataset_digest, run_transfer, FitConfig, Head, ModelSpec, Protocol,
+    TransferReport, TransferRequest, CLASSIFIER_REVISION,
 };
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,14 @@ pub struct TransferStage {
     /// `transfer --levels`).
     #[serde(default)]
     pub levels: bool,
+    /// How the trained columns (scratch, finetune, FCN) choose their epoch: by k-fold
+    /// cross-validation on TRAIN with this many folds (as `transfer --folds`), or, unset, on a
+    /// hold-out split.
+    #[serde(default)]
+    pub folds: Option<usize>,
+    /// The trained columns' head (as `transfer --head`).
+    #[serde(default)]
+    pub head: Head,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -244,6 +252,16 @@ fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
                     ..FitConfig::default()
                 },
                 val_fraction: 0.2,
+                folds: if protocol == Protocol::Linear {
+                    None
+                } else {
+                    t.folds
+                },
+                head: if protocol == Protocol::Linear {
+                    Head::Linear
+                } else {
+                    t.head
+                },
                 save_encoder: None,
                 overwrite: false,
                 layer: None,
@@ -434,6 +452,8 @@ fn cell_digest(req: &TransferRequest, data_digest: &str) -> Result<String> {
         "seeds": req.seeds,
         "fit": req.fit,
         "val_fraction": req.val_fraction,
+        "folds": req.folds,
+        "head": req.head,
         "layer": req.layer,
         "levels": req.levels,
         "native": req.native,

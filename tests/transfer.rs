@@ -2,7 +2,8 @@
 
 use s2kit::model::{save_encoder, EncoderConfig, FcnConfig, SeriesConfig, TransformerConfig};
 use s2kit::transfer::{
-    embed, run_transfer, EmbedRequest, FitConfig, ModelSpec, Protocol, Selection, TransferRequest,
+    embed, run_transfer, EmbedRequest, FitConfig, Head, ModelSpec, Protocol, Selection,
+    TransferRequest,
 };
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ fn request(data: PathBuf, model: ModelSpec, protocol: Protocol) -> TransferReque
             ..FitConfig::default()
         },
         val_fraction: 0.25,
+        folds: None,
+        head: Head::Linear,
         save_encoder: None,
         overwrite: false,
         layer: None,
@@ -426,24 +429,68 @@ fn finetuning_starts_from_the_linear_probe() {
     // With a learning rate too small to move anything, what fine-tuning returns is its start:
     // the head fitted by ridge on the encoder's features scores like a classifier, where the
     // same model with a random head (scratch) scores near chance.
+    // The batch-norm head starts as TRAIN's standardisation, with the probe fitted after it.
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path());
     let encoder = ModelSpec::Saved(small_fcn(tmp.path()));
-    let mut req = request(data, encoder, Protocol::Finetune);
+    for head in [Head::Linear, Head::BatchNorm] {
+        let mut req = request(data.clone(), encoder.clone(), Protocol::Finetune);
+        req.seeds = 1;
+        req.fit.max_epochs = 1;
+        req.fit.lr = 1e-12;
+        req.head = head;
+        let warm = run_transfer(&req, &|_| {}).unwrap();
+        assert!(
+            warm.accuracy_mean >= 0.9,
+            "{head:?}: warm start {}",
+            warm.accuracy_mean
+        );
+        req.protocol = Protocol::Scratch;
+        let cold = run_transfer(&req, &|_| {}).unwrap();
+        assert!(
+            cold.accuracy_mean <= 0.75,
+            "{head:?}: random head {}",
+            cold.accuracy_mean
+        );
+    }
+}
+
+#[test]
+fn kfold_selection_chooses_on_train_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let encoder = ModelSpec::Saved(small_fcn(tmp.path()));
+    let mut req = request(data.clone(), encoder.clone(), Protocol::Scratch);
     req.seeds = 1;
-    req.fit.max_epochs = 1;
-    req.fit.lr = 1e-12;
-    let warm = run_transfer(&req, &|_| {}).unwrap();
+    req.fit.max_epochs = 12;
+    req.folds = Some(4);
+    let real = run_transfer(&req, &|_| {}).unwrap();
+    let Selection::Epochs(fit) = &real.seeds[0].selection else {
+        panic!("scratch trains by epochs")
+    };
+    assert_eq!(fit.folds, Some(4));
+    assert!((1..=12).contains(&fit.best_epoch), "{fit:?}");
+    assert!(fit.best_val_accuracy > 0.5, "{fit:?}");
     assert!(
-        warm.accuracy_mean >= 0.9,
-        "warm start {}",
-        warm.accuracy_mean
+        real.accuracy_mean >= 0.9,
+        "k-fold scratch accuracy {}",
+        real.accuracy_mean
     );
-    req.protocol = Protocol::Scratch;
-    let cold = run_transfer(&req, &|_| {}).unwrap();
-    assert!(
-        cold.accuracy_mean <= 0.75,
-        "random head {}",
-        cold.accuracy_mean
-    );
+    // Garbage TEST cases change the score, never the epoch count or the folds' scores.
+    let garbled = tmp.path().join("garbled").join("Waves");
+    std::fs::create_dir_all(&garbled).unwrap();
+    std::fs::copy(data.join("Waves_TRAIN.ts"), garbled.join("Waves_TRAIN.ts")).unwrap();
+    garbage_test(&garbled);
+    req.dataset = garbled;
+    let other = run_transfer(&req, &|_| {}).unwrap();
+    assert_eq!(other.seeds[0].selection, real.seeds[0].selection);
+    assert_ne!(other.accuracy_mean, real.accuracy_mean);
+    // One fold is no cross-validation, and the linear probe has its own selection.
+    req.folds = Some(1);
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("--folds 1 must lie in [2, 20]"), "{err}");
+    let mut req = request(data, encoder, Protocol::Linear);
+    req.folds = Some(5);
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("the linear protocol selects"), "{err}");
 }

@@ -2,16 +2,17 @@ use super::progress;
 use clap::Args;
 use s2kit::checks::check_output_file;
 use s2kit::transfer::{
-    run_transfer, FitConfig, ModelSpec, Protocol, TransferProgress, TransferRequest,
+    run_transfer, FitConfig, Head, ModelSpec, Protocol, TransferProgress, TransferRequest,
 };
 use s2kit::Result;
 use std::path::PathBuf;
 
 /// Evaluate an encoder on a real classification set (UCR/UEA `.ts`).
 ///
-/// TRAIN is split (stratified) into training and validation cases; every choice (early
-/// stopping, the selected epoch, the learning-rate schedule) uses validation only, and TEST is
-/// scored once per seed with the selected weights.
+/// Every choice is made on TRAIN: the linear probe's by leave-one-out error; under scratch and
+/// finetune, the epoch (and the learning-rate schedule and early stopping) on a stratified
+/// hold-out of TRAIN, or with --folds the number of epochs by k-fold cross-validation. TEST
+/// is scored once per seed with the selected weights.
 #[derive(Args, Debug)]
 pub struct TransferArgs {
     /// Directory holding NAME_TRAIN.ts and NAME_TEST.ts, e.g. data/ucr/GunPoint.
@@ -57,6 +58,15 @@ pub struct TransferArgs {
     /// Share of each TRAIN class held out for validation.
     #[arg(long, default_value_t = 0.2)]
     val_fraction: f64,
+    /// Under scratch and finetune: choose the number of epochs by stratified k-fold
+    /// cross-validation on TRAIN (a fixed schedule, --epochs at --lr, run on each fold), then
+    /// train on all of TRAIN for that many, instead of selecting on a hold-out.
+    #[arg(long)]
+    folds: Option<usize>,
+    /// The head of scratch and finetune: linear, or batchnorm (batch normalisation of the
+    /// features, then linear).
+    #[arg(long, default_value = "linear")]
+    head: Head,
     /// Save the first seed's selected encoder here (e.g. to fine-tune it on another set).
     #[arg(long)]
     save_encoder: Option<PathBuf>,
@@ -89,6 +99,8 @@ pub fn run(a: TransferArgs) -> Result<()> {
             ..FitConfig::default()
         },
         val_fraction: a.val_fraction,
+        folds: a.folds,
+        head: a.head,
         save_encoder: a.save_encoder,
         overwrite: a.force,
         layer: match a.layer {
@@ -105,6 +117,14 @@ pub fn run(a: TransferArgs) -> Result<()> {
         TransferProgress::Seed { seed, of } => {
             pb.reset();
             pb.set_message(format!("seed {}/{of}", seed + 1));
+        }
+        TransferProgress::Fold { fold, of } => {
+            pb.reset();
+            pb.set_message(if fold < of {
+                format!("fold {}/{of}", fold + 1)
+            } else {
+                "all of TRAIN".into()
+            });
         }
         TransferProgress::Epoch { epoch, val_loss } => {
             pb.set_position(epoch as u64);

@@ -14,7 +14,7 @@ mod transformer;
 
 pub use encoder::Encoder;
 pub use fcn::{Fcn, FcnConfig};
-pub use layers::{linear, linear_no_bias, Conv1d, Linear};
+pub use layers::{linear, linear_no_bias, BatchNorm1d, Conv1d, Linear};
 pub use saved::{
     encoder_digest, export_encoder, load_encoder_weights, save_encoder, EncoderConfig,
     ENCODER_PREFIX,

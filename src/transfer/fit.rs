@@ -1,8 +1,12 @@
-//! The supervised training loop shared by every protocol. Model selection uses only the
-//! validation split: the epoch with the highest validation accuracy (ties broken by the lower
-//! validation loss) is restored at the end, the learning rate halves when that criterion
-//! stops improving, and training stops early when it has not improved for a while. TEST is
-//! never seen here.
+//! The supervised training loops shared by every protocol. TEST is never seen here.
+//!
+//! - Hold-out (`fit`): the epoch with the highest validation accuracy (ties broken by the
+//!   lower validation loss) is restored at the end, the learning rate halves when that
+//!   criterion stops improving, and training stops early when it has not improved for a
+//!   while.
+//! - k-fold (`validation_curve`, then `fit_epochs`): a fixed schedule (constant learning
+//!   rate, every epoch run) is scored on each fold, and the number of epochs with the best
+//!   mean is then trained on all of TRAIN.
 
 use crate::model::params;
 use crate::rng::SampleRng;
@@ -44,8 +48,13 @@ impl Default for FitConfig {
 pub struct FitReport {
     pub epochs_run: usize,
     pub best_epoch: usize,
+    /// Validation loss and accuracy at the chosen epoch: on the hold-out split, or (with
+    /// `folds`) their means over the folds.
     pub best_val_loss: f64,
     pub best_val_accuracy: f64,
+    /// The number of folds the epoch was chosen by; `None`: the hold-out split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 /// Inputs and integer labels of one split.
@@ -60,11 +69,11 @@ impl Batchable<'_> {
     }
 }
 
+/// A classifier's logits for a batch of inputs, in training mode or not.
+type Logits<'a> = dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor> + 'a;
+
 /// Loss and accuracy of `logits` over `data`, in eval mode, in chunks.
-pub fn evaluate(
-    logits: &dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>,
-    data: &Batchable,
-) -> candle_core::Result<(f64, f64, Vec<usize>)> {
+pub fn evaluate(logits: &Logits, data: &Batchable) -> candle_core::Result<(f64, f64, Vec<usize>)> {
     let n = data.len();
     let (mut loss_sum, mut predictions) = (0.0, Vec::with_capacity(n));
     for start in (0..n).step_by(256) {
@@ -99,15 +108,62 @@ pub struct ParamGroup {
     pub lr_scale: f64,
 }
 
-/// Trains each group's variables to minimise cross-entropy of `logits` on `train` with
-/// AdamW (no weight decay, no clipping), selects the epoch by validation accuracy
-/// (validation loss breaks ties) and leaves the selected weights (and buffers) in `varmap`.
-/// With `start_is_candidate`, the starting weights compete as epoch 0 (for a head that
-/// starts as a fitted classifier; a random start should not be chosen for lack of a better
-/// epoch on a few validation cases).
+/// One optimiser per parameter group, with its share of the learning rate.
+fn optimisers(groups: Vec<ParamGroup>) -> candle_core::Result<Vec<(AdamW, f64)>> {
+    groups
+        .into_iter()
+        .map(|g| Ok((AdamW::new(g.vars, 0.0)?, g.lr_scale)))
+        .collect()
+}
+
+/// The case order that `train_epoch` shuffles again at every epoch.
+fn case_order(train: &Batchable) -> Vec<u32> {
+    (0..train.len() as u32).collect()
+}
+
+/// One pass over `train` after shuffling `order`: cross-entropy, AdamW (no weight decay, no
+/// clipping).
+fn train_epoch(
+    logits: &Logits,
+    optimisers: &mut [(AdamW, f64)],
+    (train, order): (&Batchable, &mut [u32]),
+    batch_size: usize,
+    lr: f64,
+    rng: &mut SampleRng,
+) -> candle_core::Result<()> {
+    let device = train.x.device();
+    order.shuffle(rng);
+    for chunk in order.chunks(batch_size) {
+        let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
+        let out = logits(&train.x.index_select(&idx, 0)?, true)?;
+        let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
+        let grads = loss.backward()?;
+        for (opt, scale) in optimisers.iter_mut() {
+            opt.step(&grads, lr * *scale, f64::INFINITY)?;
+        }
+    }
+    Ok(())
+}
+
+/// Validation loss and accuracy, refusing a loss that is not finite.
+fn score_epoch(logits: &Logits, val: &Batchable, epoch: usize) -> candle_core::Result<(f64, f64)> {
+    let (val_loss, val_acc, _) = evaluate(logits, val)?;
+    if !val_loss.is_finite() {
+        return Err(candle_core::Error::Msg(format!(
+            "validation loss became {val_loss} at epoch {epoch}"
+        )));
+    }
+    Ok((val_loss, val_acc))
+}
+
+/// Trains each group's variables on `train` (see `train_epoch`), selects the epoch on the
+/// hold-out `val` by accuracy (validation loss breaks ties) and leaves the selected weights
+/// (and buffers) in `varmap`. With `start_is_candidate`, the starting weights compete as
+/// epoch 0 (for a head that starts as a fitted classifier; a random start should not be
+/// chosen for lack of a better epoch on a few validation cases).
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
-    logits: &dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>,
+    logits: &Logits,
     groups: Vec<ParamGroup>,
     start_is_candidate: bool,
     varmap: &VarMap,
@@ -117,13 +173,9 @@ pub fn fit(
     rng: &mut SampleRng,
     on_epoch: &dyn Fn(usize, f64),
 ) -> candle_core::Result<FitReport> {
-    let device = train.x.device().clone();
-    let mut optimisers = groups
-        .into_iter()
-        .map(|g| Ok((AdamW::new(g.vars, 0.0)?, g.lr_scale)))
-        .collect::<candle_core::Result<Vec<_>>>()?;
+    let mut optimisers = optimisers(groups)?;
+    let mut order = case_order(train);
     let mut lr = cfg.lr;
-    let mut order: Vec<u32> = (0..train.len() as u32).collect();
     let mut best = (f64::INFINITY, -1.0, 0usize);
     if start_is_candidate {
         let (val_loss, val_acc, _) = evaluate(logits, val)?;
@@ -135,24 +187,17 @@ pub fn fit(
     let (mut since_best, mut since_lr_change) = (0usize, 0usize);
     let mut epochs_run = 0;
     for epoch in 1..=cfg.max_epochs {
-        order.shuffle(rng);
-        for chunk in order.chunks(cfg.batch_size) {
-            let idx = Tensor::from_slice(chunk, chunk.len(), &device)?;
-            let out = logits(&train.x.index_select(&idx, 0)?, true)?;
-            let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
-            let grads = loss.backward()?;
-            for (opt, scale) in &mut optimisers {
-                opt.step(&grads, lr * *scale, f64::INFINITY)?;
-            }
-        }
+        train_epoch(
+            logits,
+            &mut optimisers,
+            (train, &mut order),
+            cfg.batch_size,
+            lr,
+            rng,
+        )?;
         epochs_run = epoch;
-        let (val_loss, val_acc, _) = evaluate(logits, val)?;
+        let (val_loss, val_acc) = score_epoch(logits, val, epoch)?;
         on_epoch(epoch, val_loss);
-        if !val_loss.is_finite() {
-            return Err(candle_core::Error::Msg(format!(
-                "validation loss became {val_loss} at epoch {epoch}"
-            )));
-        }
         // best = (loss, accuracy, epoch)
         if val_acc > best.1 + 1e-9 || (val_acc >= best.1 - 1e-9 && val_loss < best.0 - 1e-6) {
             best = (val_loss, val_acc, epoch);
@@ -177,7 +222,85 @@ pub fn fit(
         best_epoch: best.2,
         best_val_loss: best.0,
         best_val_accuracy: best.1,
+        folds: None,
     })
+}
+
+/// (validation loss, accuracy) after each epoch of the fixed schedule: `cfg.max_epochs`
+/// epochs at the constant rate `cfg.lr`. Entry 0 scores the starting weights.
+pub fn validation_curve(
+    logits: &Logits,
+    groups: Vec<ParamGroup>,
+    train: &Batchable,
+    val: &Batchable,
+    cfg: &FitConfig,
+    rng: &mut SampleRng,
+    on_epoch: &dyn Fn(usize, f64),
+) -> candle_core::Result<Vec<(f64, f64)>> {
+    let mut optimisers = optimisers(groups)?;
+    let mut order = case_order(train);
+    let (start_loss, start_acc, _) = evaluate(logits, val)?;
+    let mut curve = vec![(start_loss, start_acc)];
+    for epoch in 1..=cfg.max_epochs {
+        train_epoch(
+            logits,
+            &mut optimisers,
+            (train, &mut order),
+            cfg.batch_size,
+            cfg.lr,
+            rng,
+        )?;
+        let scores = score_epoch(logits, val, epoch)?;
+        on_epoch(epoch, scores.0);
+        curve.push(scores);
+    }
+    Ok(curve)
+}
+
+/// The epoch whose mean over the folds' curves has the best accuracy (mean loss breaks ties,
+/// then the earlier epoch), with its mean (loss, accuracy). Epoch 0, the starting weights,
+/// competes only with `start_is_candidate`.
+pub fn best_mean_epoch(curves: &[Vec<(f64, f64)>], start_is_candidate: bool) -> (usize, f64, f64) {
+    let epochs = curves.iter().map(Vec::len).min().unwrap_or(0);
+    let first = usize::from(!start_is_candidate);
+    let mut best = (first, f64::INFINITY, -1.0);
+    for epoch in first..epochs {
+        let mean = |pick: fn(&(f64, f64)) -> f64| {
+            curves.iter().map(|c| pick(&c[epoch])).sum::<f64>() / curves.len() as f64
+        };
+        let (loss, acc) = (mean(|s| s.0), mean(|s| s.1));
+        if !loss.is_finite() {
+            continue;
+        }
+        if acc > best.2 + 1e-9 || (acc >= best.2 - 1e-9 && loss < best.1 - 1e-6) {
+            best = (epoch, loss, acc);
+        }
+    }
+    best
+}
+
+/// Trains for exactly `epochs` epochs of the fixed schedule of `validation_curve`.
+pub fn fit_epochs(
+    logits: &Logits,
+    groups: Vec<ParamGroup>,
+    train: &Batchable,
+    epochs: usize,
+    cfg: &FitConfig,
+    rng: &mut SampleRng,
+) -> candle_core::Result<()> {
+    let mut optimisers = optimisers(groups)?;
+    let mut order = case_order(train);
+    for _ in 0..epochs {
+        train_epoch(
+            logits,
+            &mut optimisers,
+            (train, &mut order),
+            cfg.batch_size,
+            cfg.lr,
+            rng,
+        )?;
+    }
+    Ok(())
 }
 
 /// `[n, channels, length]` inputs and `[n]` u32 labels.
@@ -191,4 +314,24 @@ pub fn to_tensors(
     let y: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
     let y = Tensor::from_vec(y, labels.len(), device)?;
     Ok((x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best_mean_epoch;
+
+    #[test]
+    fn the_epoch_with_the_best_mean_accuracy_wins_and_loss_breaks_ties() {
+        // (loss, accuracy) per epoch, 0 to 3, on two folds.
+        let curves = vec![
+            vec![(0.2, 1.0), (0.9, 0.5), (0.6, 0.75), (0.4, 0.75)],
+            vec![(0.2, 1.0), (0.8, 0.5), (0.5, 1.0), (0.3, 1.0)],
+        ];
+        // Epochs 2 and 3 tie at 0.875; epoch 3 has the lower mean loss.
+        let (epoch, loss, acc) = best_mean_epoch(&curves, false);
+        assert_eq!(epoch, 3);
+        assert!((loss - 0.35).abs() < 1e-12 && (acc - 0.875).abs() < 1e-12);
+        // The starting weights compete only when asked to.
+        assert_eq!(best_mean_epoch(&curves, true).0, 0);
+    }
 }

@@ -28,16 +28,19 @@ pub use ucr::{dataset_digest, TsDataset};
 use crate::error::{Error, Result};
 use crate::lock::{is_lock_file, lock_dir};
 use crate::model::{
-    linear, load_encoder_weights, params, save_encoder, Encoder, EncoderConfig, FcnConfig, Linear,
+    linear, load_encoder_weights, params, save_encoder, BatchNorm1d, Encoder, EncoderConfig,
+    FcnConfig, Linear,
 };
-use crate::rng::sample_rng;
+use crate::rng::{sample_rng, SampleRng};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use fit::{evaluate, to_tensors, Batchable, ParamGroup};
+use fit::{
+    best_mean_epoch, evaluate, fit_epochs, to_tensors, validation_curve, Batchable, ParamGroup,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use ucr::{prepare, stratified_split, Prepared};
+use ucr::{prepare, stratified_folds, stratified_split, Prepared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +63,31 @@ impl std::str::FromStr for Protocol {
             "finetune" => Ok(Protocol::Finetune),
             _ => Err(Error::Request(format!(
                 "unknown protocol '{s}' (scratch, linear, finetune)"
+            ))),
+        }
+    }
+}
+
+/// The classifier head of `scratch` and `finetune` over the concatenated features.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// A linear layer.
+    #[default]
+    Linear,
+    /// Batch normalisation of every feature, then a linear layer (Mantis's fine-tuning head):
+    /// the head sees standardised features however the encoder's scale drifts.
+    BatchNorm,
+}
+
+impl std::str::FromStr for Head {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "linear" => Ok(Head::Linear),
+            "batchnorm" => Ok(Head::BatchNorm),
+            _ => Err(Error::Request(format!(
+                "unknown head '{s}' (linear, batchnorm)"
             ))),
         }
     }
@@ -114,6 +142,12 @@ pub struct TransferRequest {
     pub fit: FitConfig,
     /// Share of each TRAIN class held out for model selection.
     pub val_fraction: f64,
+    /// Under `scratch` and `finetune`: choose the number of epochs by stratified k-fold
+    /// cross-validation on TRAIN and train the classifier on all of TRAIN for that many,
+    /// instead of selecting an epoch on the `val_fraction` hold-out.
+    pub folds: Option<usize>,
+    /// The head of `scratch` and `finetune`.
+    pub head: Head,
     /// Where to save the first seed's selected encoder (for later transfer), if anywhere.
     pub save_encoder: Option<PathBuf>,
     /// Let `save_encoder` replace the files of a non-empty directory.
@@ -135,13 +169,26 @@ pub struct TransferRequest {
 
 /// Progress notifications for a display.
 pub enum TransferProgress {
-    Seed { seed: u64, of: u64 },
-    Epoch { epoch: usize, val_loss: f64 },
+    Seed {
+        seed: u64,
+        of: u64,
+    },
+    /// A fold's run under k-fold selection; `fold == of` is the final fit on all of TRAIN.
+    Fold {
+        fold: usize,
+        of: usize,
+    },
+    Epoch {
+        epoch: usize,
+        val_loss: f64,
+    },
 }
 
-/// An encoder with a linear head over its concatenated per-channel features.
+/// An encoder with a head (see `Head`) over its concatenated per-channel features.
 struct Classifier {
     encoder: Box<dyn Encoder>,
+    /// Under `Head::BatchNorm` (variables `head.norm.*`).
+    norm: Option<BatchNorm1d>,
     head: Linear,
 }
 
@@ -152,39 +199,56 @@ impl Classifier {
         f.reshape((b, c * self.encoder.feature_dim()))
     }
 
+    /// What the linear layer reads: the features, batch-normalised under `Head::BatchNorm`.
+    fn normalised(&self, features: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        match &self.norm {
+            Some(norm) => norm.forward_t(&features.unsqueeze(2)?, train)?.squeeze(2),
+            None => Ok(features.clone()),
+        }
+    }
+
     fn logits(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.head.forward(&self.features(x, train)?)
+        self.head
+            .forward(&self.normalised(&self.features(x, train)?, train)?)
     }
 }
 
 fn build_classifier(
     cfg: &EncoderConfig,
-    channels: usize,
-    classes: usize,
+    head: Head,
+    [channels, classes]: [usize; 2],
     varmap: &VarMap,
     device: &Device,
 ) -> Result<Classifier> {
     let encoder = cfg.build(varmap, device)?;
     let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-    let head = linear(channels * encoder.feature_dim(), classes, vb.pp("head"))?;
-    Ok(Classifier { encoder, head })
+    let width = channels * encoder.feature_dim();
+    let norm = match head {
+        Head::Linear => None,
+        Head::BatchNorm => Some(BatchNorm1d::new(width, vb.pp("head.norm"), varmap)?),
+    };
+    let head = linear(width, classes, vb.pp("head"))?;
+    Ok(Classifier {
+        encoder,
+        norm,
+        head,
+    })
 }
 
 /// One seed's classifier: built, initialised from `rng`, then (unless trained from scratch)
 /// given the saved encoder's weights.
 fn initialised_classifier(
-    model: &ModelSpec,
-    protocol: Protocol,
+    req: &TransferRequest,
     encoder_cfg: &EncoderConfig,
-    [channels, classes]: [usize; 2],
-    rng: &mut crate::rng::SampleRng,
-    device: &Device,
+    shape: [usize; 2],
+    rng: &mut SampleRng,
 ) -> Result<(Classifier, VarMap)> {
+    let (model, device) = (&req.model, &req.device);
     let varmap = VarMap::new();
-    let classifier = build_classifier(encoder_cfg, channels, classes, &varmap, device)?;
+    let classifier = build_classifier(encoder_cfg, req.head, shape, &varmap, device)?;
     params::seeded_init(&varmap, rng)?;
     if let ModelSpec::Saved(dir) = model {
-        if protocol != Protocol::Scratch {
+        if req.protocol != Protocol::Scratch {
             load_encoder_weights(dir, &varmap, device)?;
         }
     }
@@ -205,6 +269,9 @@ pub const CLASSIFIER_REVISION: u32 = 2;
 
 /// The most seeds one evaluation runs (each is a full fit).
 const MAX_SEEDS: u64 = 1000;
+
+/// The most folds k-fold selection runs (each is a full fit).
+const MAX_FOLDS: usize = 20;
 
 impl TransferRequest {
     /// Refuses a non-empty `--save-encoder` directory unless `overwrite`.
@@ -280,6 +347,19 @@ impl TransferRequest {
                 "--layer is either a layer or `auto`, not both".into(),
             ));
         }
+        if let Some(k) = self.folds {
+            if !(2..=MAX_FOLDS).contains(&k) {
+                return Err(Error::Request(format!(
+                    "--folds {k} must lie in [2, {MAX_FOLDS}]"
+                )));
+            }
+        }
+        if self.protocol == Protocol::Linear && (self.folds.is_some() || self.head != Head::Linear)
+        {
+            return Err(Error::Request(
+                "--folds and --head choose how scratch and finetune train; the linear protocol selects its ridge by leave-one-out".into(),
+            ));
+        }
         if (self.layer.is_some() || self.choose_layer) && self.protocol != Protocol::Linear {
             return Err(Error::Request(
                 "--layer chooses the linear probe's readout; use it with --protocol linear".into(),
@@ -326,7 +406,7 @@ impl PreparedSet {
 
 /// Refuses data no classifier can be fitted to, and says what the report should note: classes
 /// left out of validation, channels with nothing to read.
-fn data_notes(dataset: &TsDataset, protocol: Protocol) -> Result<Vec<String>> {
+fn data_notes(dataset: &TsDataset, req: &TransferRequest) -> Result<Vec<String>> {
     let counts = dataset.train.class_counts();
     let present: Vec<&String> = counts
         .iter()
@@ -353,15 +433,21 @@ fn data_notes(dataset: &TsDataset, protocol: Protocol) -> Result<Vec<String>> {
         .filter(|(&n, _)| n == 1)
         .map(|(_, name)| name.as_str())
         .collect();
-    if protocol != Protocol::Linear && !singletons.is_empty() {
+    if req.protocol != Protocol::Linear && !singletons.is_empty() {
         if counts.iter().all(|&n| n < 2) {
             return Err(Error::Request(format!(
                 "{}: no TRAIN class has two cases, so there is no validation split to select an epoch on; use --protocol linear (it selects by leave-one-out)",
                 dataset.name
             )));
         }
+        let whereabouts = match req.folds {
+            None => "they are trained on but absent from the validation split",
+            Some(_) => {
+                "each is in one fold's validation cases and absent from that fold's training"
+            }
+        };
         notes.push(format!(
-            "class(es) {} have one TRAIN case each: they are trained on but absent from the validation split",
+            "class(es) {} have one TRAIN case each: {whereabouts}",
             singletons.join(", ")
         ));
     }
@@ -380,7 +466,7 @@ fn data_notes(dataset: &TsDataset, protocol: Protocol) -> Result<Vec<String>> {
 /// pipeline can refuse a transfer stage before hours of earlier stages.
 pub fn check_request(req: &TransferRequest) -> Result<()> {
     req.validate()?;
-    data_notes(&TsDataset::load(&req.dataset)?, req.protocol).map(|_| ())
+    data_notes(&TsDataset::load(&req.dataset)?, req).map(|_| ())
 }
 
 /// Runs every seed of `req` and returns the report.
@@ -407,7 +493,7 @@ pub fn run_transfer(
         train: train_all,
         test,
     } = PreparedSet::load(&req.dataset, &req.model, req.native)?;
-    let notes = data_notes(&dataset, req.protocol)?;
+    let notes = data_notes(&dataset, req)?;
     let classes = dataset.train.class_names.len();
     let channels = dataset.train.n_channels();
 
@@ -444,27 +530,15 @@ pub fn run_transfer(
                     req.model.label()
                 )));
             };
-            let (train_idx, val_idx) =
-                stratified_split(&train_all.labels, req.val_fraction, &mut rng);
-            let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
-            let (classifier, varmap) = initialised_classifier(
-                &req.model,
-                req.protocol,
-                cfg,
-                [channels, classes],
-                &mut rng,
-                device,
-            )?;
-            let on_epoch =
-                |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
-            let (fit_report, predictions) = train_and_score(
-                &classifier,
-                &varmap,
-                [&train, &val, &test],
-                req,
-                &mut rng,
-                &on_epoch,
-            )?;
+            let shape = [channels, classes];
+            let (fit_report, predictions, varmap) = match req.folds {
+                None => {
+                    holdout_and_score(req, cfg, shape, [&train_all, &test], &mut rng, progress)?
+                }
+                Some(k) => {
+                    kfold_and_score(req, cfg, shape, k, [&train_all, &test], &mut rng, progress)?
+                }
+            };
             if seed == 0 {
                 if let Some(dir) = &req.save_encoder {
                     save_encoder(dir, cfg, &varmap)?;
@@ -490,7 +564,8 @@ pub fn run_transfer(
     ))
 }
 
-type Outcome = (FitReport, Vec<usize>);
+/// The fit's report, the TEST predictions and the trained weights.
+type Outcome = (FitReport, Vec<usize>, VarMap);
 
 fn split_tensors(p: &Prepared, device: &Device) -> Result<(Tensor, Tensor)> {
     Ok(to_tensors(
@@ -696,6 +771,36 @@ const FINETUNE_ENCODER_LR_SCALE: f64 = 0.1;
 /// classes, 83% with five), confident but not saturated.
 const WARM_START_GAIN: f64 = 1.5;
 
+/// Sets the head's batch norm to standardise `features` as they are: running mean and
+/// variance from them (population variance), scale 1 and shift 0 as initialised.
+fn start_norm_at(varmap: &VarMap, features: &Features, device: &Device) -> Result<()> {
+    let (n, d) = (
+        features.len().max(1) as f64,
+        features.first().map_or(0, Vec::len),
+    );
+    let mut mean = vec![0f64; d];
+    for row in features {
+        row.iter()
+            .zip(&mut mean)
+            .for_each(|(v, m)| *m += *v as f64 / n);
+    }
+    let mut var = vec![0f64; d];
+    for row in features {
+        for ((v, m), s) in row.iter().zip(&mean).zip(&mut var) {
+            *s += (*v as f64 - m).powi(2) / n;
+        }
+    }
+    for (name, values) in [("running_mean", mean), ("running_var", var)] {
+        let key = format!("head.norm.{name}");
+        let Some(buffer) = params::var(varmap, &key) else {
+            return Err(Error::Other(format!("the classifier head has no {key}")));
+        };
+        let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
+        buffer.set(&Tensor::from_vec(values, d, device)?)?;
+    }
+    Ok(())
+}
+
 /// Linear probing before fine-tuning (LP-FT, Kumar et al. 2022): the head starts as the ridge
 /// probe fitted on the frozen encoder's features of the training cases, instead of at random,
 /// so fine-tuning starts from a classifier rather than from noise that would pull the encoder
@@ -711,7 +816,15 @@ fn warm_start_head(
         Some((_, bias)) => bias.dim(0)?,
         None => return Err(Error::Other("the classifier head has no bias".into())),
     };
-    let features = by_batches(x, |batch| model.features(batch, false))?;
+    let mut features = by_batches(x, |batch| model.features(batch, false))?;
+    if model.norm.is_some() {
+        // The norm starts as TRAIN's standardisation, and the probe is fitted on its output,
+        // which is what the linear layer reads.
+        start_norm_at(varmap, &features, x.device())?;
+        features = by_batches(x, |batch| {
+            model.normalised(&model.features(batch, false)?, false)
+        })?;
+    }
     let probe = RidgeClassifier::fit(&features, labels, classes, &default_alphas())?;
     let (w, b) = probe.affine();
     // Two classes have one ±1 score s (positive: class 1): logits (−s, s)·gain.
@@ -737,6 +850,7 @@ fn warm_start_head(
         let value = match name.as_str() {
             "head.weight" => Tensor::from_vec(weight.clone(), (classes, d), device)?,
             "head.bias" => Tensor::from_vec(bias.clone(), classes, device)?,
+            norm if norm.starts_with("head.norm.") => continue,
             other => return Err(Error::Other(format!("unexpected head variable {other}"))),
         };
         var.set(&value)?;
@@ -744,55 +858,139 @@ fn warm_start_head(
     Ok(())
 }
 
-/// Trains every weight of the classifier on `train`, selects the epoch on `val`, and
-/// predicts `test` once.
-fn train_and_score(
+/// The classifier's parameter groups. Under `finetune` the head first gets its LP-FT warm
+/// start on `train`, and the encoder learns at `FINETUNE_ENCODER_LR_SCALE` of its rate.
+fn param_groups(
     model: &Classifier,
     varmap: &VarMap,
-    [train, val, test]: [&Prepared; 3],
-    req: &TransferRequest,
-    rng: &mut crate::rng::SampleRng,
-    on_epoch: &dyn Fn(usize, f64),
-) -> Result<Outcome> {
-    let device = &req.device;
-    let logits = |x: &Tensor, train: bool| model.logits(x, train);
-    let ((tx, ty), (vx, vy)) = (split_tensors(train, device)?, split_tensors(val, device)?);
-    let warm_start = req.protocol == Protocol::Finetune;
-    let groups = if warm_start {
-        warm_start_head(model, varmap, &tx, &train.labels)?;
-        let (head, encoder): (Vec<_>, Vec<_>) = params::trainable(varmap, "")
-            .into_iter()
-            .partition(|(name, _)| name.starts_with("head."));
-        vec![
-            ParamGroup {
-                vars: head,
-                lr_scale: 1.0,
-            },
-            ParamGroup {
-                vars: encoder,
-                lr_scale: FINETUNE_ENCODER_LR_SCALE,
-            },
-        ]
-    } else {
-        vec![ParamGroup {
+    protocol: Protocol,
+    (x, train): (&Tensor, &Prepared),
+) -> Result<Vec<ParamGroup>> {
+    if protocol != Protocol::Finetune {
+        return Ok(vec![ParamGroup {
             vars: params::trainable(varmap, ""),
             lr_scale: 1.0,
-        }]
-    };
+        }]);
+    }
+    warm_start_head(model, varmap, x, &train.labels)?;
+    let (head, encoder): (Vec<_>, Vec<_>) = params::trainable(varmap, "")
+        .into_iter()
+        .partition(|(name, _)| name.starts_with("head."));
+    Ok(vec![
+        ParamGroup {
+            vars: head,
+            lr_scale: 1.0,
+        },
+        ParamGroup {
+            vars: encoder,
+            lr_scale: FINETUNE_ENCODER_LR_SCALE,
+        },
+    ])
+}
+
+/// The classifier's TEST predictions.
+fn predict(model: &Classifier, test: &Prepared, device: &Device) -> Result<Vec<usize>> {
+    let (sx, sy) = split_tensors(test, device)?;
+    let logits = |x: &Tensor, train: bool| model.logits(x, train);
+    let (_, _, predictions) = evaluate(&logits, &Batchable { x: &sx, y: &sy })?;
+    Ok(predictions)
+}
+
+/// Holds a stratified share of TRAIN out, trains every weight of the classifier on the rest,
+/// selects the epoch on the held-out cases, and predicts `test` once.
+fn holdout_and_score(
+    req: &TransferRequest,
+    cfg: &EncoderConfig,
+    shape: [usize; 2],
+    [train_all, test]: [&Prepared; 2],
+    rng: &mut SampleRng,
+    progress: &dyn Fn(TransferProgress),
+) -> Result<Outcome> {
+    let device = &req.device;
+    let (train_idx, val_idx) = stratified_split(&train_all.labels, req.val_fraction, rng);
+    let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
+    let (model, varmap) = initialised_classifier(req, cfg, shape, rng)?;
+    let ((tx, ty), (vx, vy)) = (split_tensors(&train, device)?, split_tensors(&val, device)?);
+    let groups = param_groups(&model, &varmap, req.protocol, (&tx, &train))?;
+    let logits = |x: &Tensor, train: bool| model.logits(x, train);
+    let on_epoch =
+        |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
     let report = fit(
         &logits,
         groups,
-        warm_start,
-        varmap,
+        req.protocol == Protocol::Finetune,
+        &varmap,
         &Batchable { x: &tx, y: &ty },
         &Batchable { x: &vx, y: &vy },
         &req.fit,
         rng,
-        on_epoch,
+        &on_epoch,
     )?;
-    let (sx, sy) = split_tensors(test, device)?;
-    let (_, _, predictions) = evaluate(&logits, &Batchable { x: &sx, y: &sy })?;
-    Ok((report, predictions))
+    Ok((report, predict(&model, test, device)?, varmap))
+}
+
+/// Splits TRAIN into `k` stratified folds and runs the fixed schedule on each (trained on the
+/// other folds, scored on it), every run from the same initial weights. The epoch count with
+/// the best mean validation accuracy is then trained on all of TRAIN, from those weights
+/// again, and `test` predicted once.
+fn kfold_and_score(
+    req: &TransferRequest,
+    cfg: &EncoderConfig,
+    shape: [usize; 2],
+    k: usize,
+    [train_all, test]: [&Prepared; 2],
+    rng: &mut SampleRng,
+    progress: &dyn Fn(TransferProgress),
+) -> Result<Outcome> {
+    let device = &req.device;
+    let folds = stratified_folds(&train_all.labels, k, rng);
+    let init = rng.clone();
+    let on_epoch =
+        |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
+    let mut curves = Vec::with_capacity(k);
+    for (fold, val_idx) in folds.iter().enumerate() {
+        progress(TransferProgress::Fold { fold, of: k });
+        let mut in_val = vec![false; train_all.n];
+        val_idx.iter().for_each(|&i| in_val[i] = true);
+        let train_idx: Vec<usize> = (0..train_all.n).filter(|&i| !in_val[i]).collect();
+        let (train, val) = (train_all.subset(&train_idx), train_all.subset(val_idx));
+        let (model, varmap) = initialised_classifier(req, cfg, shape, &mut init.clone())?;
+        let ((tx, ty), (vx, vy)) = (split_tensors(&train, device)?, split_tensors(&val, device)?);
+        let groups = param_groups(&model, &varmap, req.protocol, (&tx, &train))?;
+        let logits = |x: &Tensor, train: bool| model.logits(x, train);
+        curves.push(validation_curve(
+            &logits,
+            groups,
+            &Batchable { x: &tx, y: &ty },
+            &Batchable { x: &vx, y: &vy },
+            &req.fit,
+            rng,
+            &on_epoch,
+        )?);
+    }
+    let (epochs, val_loss, val_accuracy) =
+        best_mean_epoch(&curves, req.protocol == Protocol::Finetune);
+    progress(TransferProgress::Fold { fold: k, of: k });
+    let (model, varmap) = initialised_classifier(req, cfg, shape, &mut init.clone())?;
+    let (tx, ty) = split_tensors(train_all, device)?;
+    let groups = param_groups(&model, &varmap, req.protocol, (&tx, train_all))?;
+    let logits = |x: &Tensor, train: bool| model.logits(x, train);
+    fit_epochs(
+        &logits,
+        groups,
+        &Batchable { x: &tx, y: &ty },
+        epochs,
+        &req.fit,
+        rng,
+    )?;
+    let report = FitReport {
+        epochs_run: epochs,
+        best_epoch: epochs,
+        best_val_loss: val_loss,
+        best_val_accuracy: val_accuracy,
+        folds: Some(k),
+    };
+    Ok((report, predict(&model, test, device)?, varmap))
 }
 
 #[cfg(test)]
@@ -862,14 +1060,38 @@ mod tests {
         train.concat()
     }
 
-    /// The features a protocol's classifier computes for `x` [batch, 1, length], built as
-    /// `run_transfer` builds it (the same initialisation seed every time).
-    fn features(dir: &Path, protocol: Protocol, x: &Tensor) -> Vec<f32> {
-        let model = ModelSpec::Saved(dir.to_path_buf());
+    /// A request for `protocol` on the saved encoder in `dir`, with `head`.
+    fn request(dir: &Path, protocol: Protocol, head: Head) -> TransferRequest {
+        TransferRequest {
+            dataset: PathBuf::new(),
+            model: ModelSpec::Saved(dir.to_path_buf()),
+            protocol,
+            seeds: 1,
+            fit: FitConfig::default(),
+            val_fraction: 0.2,
+            folds: None,
+            head,
+            save_encoder: None,
+            overwrite: false,
+            layer: None,
+            choose_layer: false,
+            levels: false,
+            native: false,
+            device: Device::Cpu,
+        }
+    }
+
+    /// The classifier `run_transfer` builds for `protocol` (the same initialisation seed every
+    /// time), for one channel and two classes.
+    fn classifier(dir: &Path, protocol: Protocol, head: Head) -> (Classifier, VarMap) {
         let cfg = EncoderConfig::load(dir).unwrap();
-        let mut rng = sample_rng(0, 7);
-        let (classifier, _) =
-            initialised_classifier(&model, protocol, &cfg, [1, 2], &mut rng, &Device::Cpu).unwrap();
+        let req = request(dir, protocol, head);
+        initialised_classifier(&req, &cfg, [1, 2], &mut sample_rng(0, 7)).unwrap()
+    }
+
+    /// The features a protocol's classifier computes for `x` [batch, 1, length].
+    fn features(dir: &Path, protocol: Protocol, x: &Tensor) -> Vec<f32> {
+        let (classifier, _) = classifier(dir, protocol, Head::Linear);
         let f = classifier
             .features(&x.unsqueeze(1).unwrap(), false)
             .unwrap();
@@ -896,5 +1118,38 @@ mod tests {
             features(&b, Protocol::Scratch, &x)
         );
         assert_ne!(features(&a, Protocol::Scratch, &x), own_a);
+    }
+
+    #[test]
+    fn every_weight_of_a_batchnorm_head_classifier_gets_a_gradient() {
+        let root = tempfile::tempdir().unwrap();
+        let x = Tensor::randn(0f32, 1.0, (4, 32), &Device::Cpu).unwrap();
+        pretrained(root.path(), 1, &x);
+        let (model, varmap) = classifier(root.path(), Protocol::Finetune, Head::BatchNorm);
+        let logits = model.logits(&x.unsqueeze(1).unwrap(), true).unwrap();
+        let y = Tensor::new(&[0u32, 1, 0, 1], &Device::Cpu).unwrap();
+        let grads = candle_nn::loss::cross_entropy(&logits, &y)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let trainable = params::trainable(&varmap, "");
+        assert!(trainable.iter().any(|(n, _)| n == "head.norm.weight"));
+        // The mask token stands in for masked patches, which only pretraining has.
+        for (name, var) in trainable
+            .into_iter()
+            .filter(|(n, _)| n != "encoder.mask_token")
+        {
+            let g = grads
+                .get(&var)
+                .unwrap_or_else(|| panic!("{name} gets no gradient"));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(norm > 0.0, "{name}: zero gradient");
+        }
     }
 }

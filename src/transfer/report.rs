@@ -4,7 +4,7 @@
 use super::fit::FitReport;
 use super::metrics::{mean_std, Scores};
 use super::ucr::TsDataset;
-use super::{Protocol, TransferRequest};
+use super::{Head, Protocol, TransferRequest};
 use crate::error::{Action, Error, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -13,7 +13,8 @@ use std::path::Path;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Selection {
-    /// Gradient training; the epoch chosen on the validation split.
+    /// Gradient training; the epoch chosen on the validation split, or the number of epochs
+    /// by k-fold cross-validation.
     Epochs(FitReport),
     /// The ridge probe; α chosen by leave-one-out error on TRAIN.
     Ridge {
@@ -32,7 +33,10 @@ pub enum Selection {
 impl std::fmt::Display for Selection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Selection::Epochs(fit) => write!(f, "epoch {} of {}", fit.best_epoch, fit.epochs_run),
+            Selection::Epochs(fit) => match fit.folds {
+                None => write!(f, "epoch {} of {}", fit.best_epoch, fit.epochs_run),
+                Some(k) => write!(f, "{} epochs, chosen by {k}-fold CV", fit.best_epoch),
+            },
             Selection::Ridge {
                 alpha,
                 features,
@@ -84,6 +88,9 @@ pub struct TransferReport {
     pub train_cases: usize,
     pub test_cases: usize,
     pub val_fraction: f64,
+    /// Folds of the k-fold selection of the epoch count; `None`: the hold-out split.
+    pub folds: Option<usize>,
+    pub head: Head,
     pub max_epochs: usize,
     pub accuracy_mean: f64,
     pub accuracy_std: f64,
@@ -137,6 +144,8 @@ impl TransferReport {
             train_cases: data.train.series.len(),
             test_cases: data.test.series.len(),
             val_fraction: req.val_fraction,
+            folds: req.folds,
+            head: req.head,
             max_epochs: req.fit.max_epochs,
             accuracy_mean,
             accuracy_std,
@@ -171,10 +180,15 @@ impl std::fmt::Display for TransferReport {
                 Protocol::Linear =>
                     "features standardised on TRAIN; ridge α chosen by leave-one-out on TRAIN"
                         .to_string(),
-                _ => format!(
-                    "model selection: {:.0}% of each TRAIN class held out for validation",
-                    100.0 * r.val_fraction
-                ),
+                _ => match r.folds {
+                    None => format!(
+                        "model selection: {:.0}% of each TRAIN class held out for validation",
+                        100.0 * r.val_fraction
+                    ),
+                    Some(k) => format!(
+                        "model selection: the epoch count by stratified {k}-fold cross-validation on TRAIN, then trained on all of TRAIN"
+                    ),
+                },
             }
         )?;
         writeln!(

@@ -6,5 +6,5 @@ mod split;
 mod ts;
 
 pub use prepare::{prepare, Prepared};
-pub use split::stratified_split;
+pub use split::{stratified_folds, stratified_split};
 pub use ts::{dataset_digest, TsDataset};

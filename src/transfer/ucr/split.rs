@@ -1,4 +1,5 @@
-//! Stratified hold-out: the validation split that model selection uses instead of TEST.
+//! Stratified hold-out and k-fold splits of TRAIN: the validation cases that model selection
+//! uses instead of TEST.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -28,6 +29,25 @@ pub fn stratified_split(
     train.sort_unstable();
     val.sort_unstable();
     (train, val)
+}
+
+/// Deals case indices into `k` folds class by class, so that every fold holds about 1/k of
+/// every class. Each class starts where the previous one stopped, so fold sizes differ by at
+/// most one; a class with fewer than `k` cases is in fewer than `k` folds.
+pub fn stratified_folds(labels: &[usize], k: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+    let n_classes = labels.iter().max().map_or(0, |m| m + 1);
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for class in 0..n_classes {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        members.shuffle(rng);
+        for i in members {
+            folds[next].push(i);
+            next = (next + 1) % k;
+        }
+    }
+    folds.iter_mut().for_each(|f| f.sort_unstable());
+    folds
 }
 
 #[cfg(test)]
@@ -70,5 +90,32 @@ mod tests {
         let mut rng = sample_rng(2, 0);
         let (train, val) = stratified_split(&[0, 1, 1, 1], 0.5, &mut rng);
         assert!(train.contains(&0) && !val.contains(&0));
+    }
+
+    #[test]
+    fn folds_partition_the_cases_and_spread_every_class() {
+        let labels: Vec<usize> = (0..53)
+            .map(|i| usize::from(i >= 40) + usize::from(i >= 50))
+            .collect();
+        let folds = stratified_folds(&labels, 5, &mut sample_rng(3, 0));
+        assert_eq!(folds.len(), 5);
+        let mut all: Vec<usize> = folds.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..53).collect::<Vec<_>>(), "a partition");
+        let sizes: Vec<usize> = folds.iter().map(Vec::len).collect();
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "{sizes:?}"
+        );
+        for fold in &folds {
+            let count = |c: usize| fold.iter().filter(|&&i| labels[i] == c).count();
+            assert_eq!(count(0), 8, "40 cases of class 0 over 5 folds");
+            assert_eq!(count(1), 2, "10 cases of class 1 over 5 folds");
+        }
+        let with_class_2 = folds
+            .iter()
+            .filter(|f| f.iter().any(|&i| labels[i] == 2))
+            .count();
+        assert_eq!(with_class_2, 3, "a class of 3 cases lies in 3 folds");
     }
 }
