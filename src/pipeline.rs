@@ -15,7 +15,7 @@ use crate::pretrain::{pretrain, recorded_run, PretrainRecipe, PretrainRequest};
 use crate::store::{Compression, Corpus, Manifest, MANIFEST};
 use crate::transfer::{
     check_request, dataset_digest, run_transfer, FitConfig, Head, ModelSpec, Protocol,
-    TransferReport, TransferRequest, CLASSIFIER_REVISION,
+    TransferReport, TransferRequest, CLASSIFIER_REVISION, DEFAULT_FOLDS,
 };
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -56,14 +56,19 @@ pub struct TransferStage {
     /// `transfer --levels`).
     #[serde(default)]
     pub levels: bool,
-    /// How the trained columns (scratch, finetune, FCN) choose their epoch: by k-fold
-    /// cross-validation on TRAIN with this many folds (as `transfer --folds`), or, unset, on a
-    /// hold-out split.
-    #[serde(default)]
-    pub folds: Option<usize>,
-    /// The trained columns' head (as `transfer --head`).
+    /// How scratch and finetune choose their epochs: by k-fold cross-validation on TRAIN with
+    /// this many folds, or with 0 on a hold-out split (as `transfer --folds`). The FCN
+    /// baseline keeps its hold-out with early stopping (its recipe trains long, and k + 1 FCN
+    /// fits would be most of the run's time).
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// The head of scratch and finetune (as `transfer --head`).
     #[serde(default)]
     pub head: Head,
+}
+
+fn default_folds() -> usize {
+    DEFAULT_FOLDS
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -252,12 +257,8 @@ fn plan(recipe: &PipelineRecipe, device: &Device) -> Result<Plan> {
                     ..FitConfig::default()
                 },
                 val_fraction: 0.2,
-                folds: if protocol == Protocol::Linear {
-                    None
-                } else {
-                    t.folds
-                },
-                head: if protocol == Protocol::Linear {
+                folds: (protocol != Protocol::Linear && !fcn && t.folds > 0).then_some(t.folds),
+                head: if protocol == Protocol::Linear || fcn {
                     Head::Linear
                 } else {
                     t.head
@@ -484,8 +485,9 @@ pub fn format_table(report: &PipelineReport) -> String {
         "pretrained architecture (scratch: random init); FCN is trained from scratch; MiniRocket is\n",
         "fixed features; any further column is a saved encoder from the recipe, frozen. Frozen\n",
         "features (linear, MiniRocket, saved encoders) are standardised on TRAIN and classified by\n",
-        "ridge with leave-one-out alpha on TRAIN; scratch, finetune and FCN select their epoch on a\n",
-        "validation split of TRAIN. TEST is scored once.\n",
+        "ridge with leave-one-out alpha on TRAIN; scratch and finetune choose their number of\n",
+        "epochs by k-fold cross-validation on TRAIN (on a hold-out with folds = 0), FCN its epoch\n",
+        "on a hold-out of TRAIN. TEST is scored once.\n",
     ));
     s
 }

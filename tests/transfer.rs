@@ -489,6 +489,11 @@ fn kfold_selection_chooses_on_train_only() {
     req.folds = Some(1);
     let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
     assert!(err.contains("--folds 1 must lie in [2, 20]"), "{err}");
+    // Without early stopping, an endless schedule is refused rather than run.
+    req.folds = Some(5);
+    req.fit.max_epochs = usize::MAX;
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("use at most 10000 epochs"), "{err}");
     let mut req = request(data, encoder, Protocol::Linear);
     req.folds = Some(5);
     let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();

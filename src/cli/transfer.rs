@@ -3,6 +3,7 @@ use clap::Args;
 use s2kit::checks::check_output_file;
 use s2kit::transfer::{
     run_transfer, FitConfig, Head, ModelSpec, Protocol, TransferProgress, TransferRequest,
+    DEFAULT_FOLDS,
 };
 use s2kit::Result;
 use std::path::PathBuf;
@@ -10,9 +11,9 @@ use std::path::PathBuf;
 /// Evaluate an encoder on a real classification set (UCR/UEA `.ts`).
 ///
 /// Every choice is made on TRAIN: the linear probe's by leave-one-out error; under scratch and
-/// finetune, the epoch (and the learning-rate schedule and early stopping) on a stratified
-/// hold-out of TRAIN, or with --folds the number of epochs by k-fold cross-validation. TEST
-/// is scored once per seed with the selected weights.
+/// finetune, the number of epochs by k-fold cross-validation (or, with --folds 0, the epoch,
+/// the learning-rate schedule and early stopping on a stratified hold-out). TEST is scored
+/// once per seed with the selected weights.
 #[derive(Args, Debug)]
 pub struct TransferArgs {
     /// Directory holding NAME_TRAIN.ts and NAME_TEST.ts, e.g. data/ucr/GunPoint.
@@ -60,7 +61,8 @@ pub struct TransferArgs {
     val_fraction: f64,
     /// Under scratch and finetune: choose the number of epochs by stratified k-fold
     /// cross-validation on TRAIN (a fixed schedule, --epochs at --lr, run on each fold), then
-    /// train on all of TRAIN for that many, instead of selecting on a hold-out.
+    /// train on all of TRAIN for that many (default: 5). 0: select the epoch on a hold-out
+    /// of --val-fraction instead (one fit, not k + 1; for large sets).
     #[arg(long)]
     folds: Option<usize>,
     /// The head of scratch and finetune: linear, or batchnorm (batch normalisation of the
@@ -99,7 +101,11 @@ pub fn run(a: TransferArgs) -> Result<()> {
             ..FitConfig::default()
         },
         val_fraction: a.val_fraction,
-        folds: a.folds,
+        folds: match (a.folds, a.protocol) {
+            (None, Protocol::Linear) => None,
+            (None, _) => Some(DEFAULT_FOLDS),
+            (Some(k), _) => (k > 0).then_some(k),
+        },
         head: a.head,
         save_encoder: a.save_encoder,
         overwrite: a.force,

@@ -273,6 +273,14 @@ const MAX_SEEDS: u64 = 1000;
 /// The most folds k-fold selection runs (each is a full fit).
 const MAX_FOLDS: usize = 20;
 
+/// The longest schedule k-fold selection runs: it has no early stopping.
+const MAX_FOLD_EPOCHS: usize = 10_000;
+
+/// The folds of scratch and finetune unless asked otherwise: on the bundled sets, 5-fold
+/// selection beat the 20% hold-out for scratch and both shipped encoders (README,
+/// "Fine-tuning against scratch").
+pub const DEFAULT_FOLDS: usize = 5;
+
 impl TransferRequest {
     /// Refuses a non-empty `--save-encoder` directory unless `overwrite`.
     fn check_encoder_target(&self, dir: &Path) -> Result<()> {
@@ -350,7 +358,13 @@ impl TransferRequest {
         if let Some(k) = self.folds {
             if !(2..=MAX_FOLDS).contains(&k) {
                 return Err(Error::Request(format!(
-                    "--folds {k} must lie in [2, {MAX_FOLDS}]"
+                    "--folds {k} must lie in [2, {MAX_FOLDS}] (or 0 for a hold-out)"
+                )));
+            }
+            if self.protocol != Protocol::Linear && self.fit.max_epochs > MAX_FOLD_EPOCHS {
+                return Err(Error::Request(format!(
+                    "--epochs {} with --folds {k}: k-fold selection runs every epoch on every fold, without early stopping; use at most {MAX_FOLD_EPOCHS} epochs, or --folds 0 to stop early on a hold-out",
+                    self.fit.max_epochs
                 )));
             }
         }
@@ -943,7 +957,12 @@ fn kfold_and_score(
     progress: &dyn Fn(TransferProgress),
 ) -> Result<Outcome> {
     let device = &req.device;
-    let folds = stratified_folds(&train_all.labels, k, rng);
+    // With fewer cases than folds, the empty folds are dropped.
+    let folds: Vec<Vec<usize>> = stratified_folds(&train_all.labels, k, rng)
+        .into_iter()
+        .filter(|fold| !fold.is_empty())
+        .collect();
+    let k = folds.len();
     let init = rng.clone();
     let on_epoch =
         |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
