@@ -370,8 +370,10 @@ mod tests {
         series[0][24..32].reverse();
         batch.series = Tensor::new(series, &Device::Cpu).unwrap();
         let permuted = model.gradients_in_parts(&batch, 1).unwrap().1;
+        // Permuted values sum in another order, so the window's statistics may move in the
+        // last bit (seen: 13.732861 against 13.732862); a leak of padding would move far more.
         assert!(
-            (base.total - permuted.total).abs() < 1e-6,
+            (base.total - permuted.total).abs() < 1e-5 * base.total.abs().max(1.0),
             "{base:?} vs {permuted:?}"
         );
         assert!((before.total - base.total).abs() > 0.0);
