@@ -445,7 +445,7 @@ fn cell_digest(req: &TransferRequest, data_digest: &str) -> Result<String> {
         ModelSpec::Saved(dir) => Some(encoder_digest(dir)?),
         _ => None,
     };
-    let inputs = serde_json::json!({
+    let mut inputs = serde_json::json!({
         "dataset": data_digest,
         "model": format!("{:?}", req.model),
         "encoder": encoder,
@@ -453,14 +453,20 @@ fn cell_digest(req: &TransferRequest, data_digest: &str) -> Result<String> {
         "seeds": req.seeds,
         "fit": req.fit,
         "val_fraction": req.val_fraction,
-        "folds": req.folds,
-        "head": req.head,
         "layer": req.layer,
         "levels": req.levels,
         "native": req.native,
         "choose_layer": req.choose_layer,
         "classifiers": CLASSIFIER_REVISION,
     });
+    // Recorded only when set, so that cells computed before these settings existed (and
+    // identical to them) stay valid.
+    if let Some(k) = req.folds {
+        inputs["folds"] = k.into();
+    }
+    if req.head != Head::Linear {
+        inputs["head"] = serde_json::json!(req.head);
+    }
     Ok(sha256_bytes(inputs.to_string().as_bytes()))
 }
 

@@ -46,23 +46,26 @@ pub struct TransferArgs {
     native: bool,
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Maximum epochs (training stops earlier when the validation score stops improving).
+    /// Epochs of the schedule: under k-fold selection every one runs on every fold; on a
+    /// hold-out (--folds 0) training stops earlier when the validation score stops improving.
     #[arg(long, default_value_t = FitConfig::default().max_epochs)]
     epochs: usize,
-    /// Stop after this many epochs without a better validation score.
+    /// Hold-out only (--folds 0): stop after this many epochs without a better validation
+    /// score.
     #[arg(long, default_value_t = FitConfig::default().early_stop_patience)]
     patience: usize,
     #[arg(long, default_value_t = FitConfig::default().batch_size)]
     batch_size: usize,
     #[arg(long, default_value_t = FitConfig::default().lr)]
     lr: f64,
-    /// Share of each TRAIN class held out for validation.
+    /// Hold-out only (--folds 0): share of each TRAIN class held out for validation.
     #[arg(long, default_value_t = 0.2)]
     val_fraction: f64,
     /// Under scratch and finetune: choose the number of epochs by stratified k-fold
     /// cross-validation on TRAIN (a fixed schedule, --epochs at --lr, run on each fold), then
-    /// train on all of TRAIN for that many (default: 5). 0: select the epoch on a hold-out
-    /// of --val-fraction instead (one fit, not k + 1; for large sets).
+    /// train on all of TRAIN for that many (default: 5; for `fcn`, whose recipe trains long
+    /// with early stopping, the hold-out). 0: select the epoch on a hold-out of
+    /// --val-fraction instead (one fit, not k + 1; for large sets).
     #[arg(long)]
     folds: Option<usize>,
     /// The head of scratch and finetune: linear, or batchnorm (batch normalisation of the
@@ -88,9 +91,10 @@ pub fn run(a: TransferArgs) -> Result<()> {
         // A report rewrites its own earlier copy; a bad path is found before the work.
         check_output_file(path, true)?;
     }
+    let model = ModelSpec::parse(&a.model);
     let req = TransferRequest {
         dataset: a.dataset,
-        model: ModelSpec::parse(&a.model),
+        model: model.clone(),
         protocol: a.protocol,
         seeds: a.seeds,
         fit: FitConfig {
@@ -103,6 +107,7 @@ pub fn run(a: TransferArgs) -> Result<()> {
         val_fraction: a.val_fraction,
         folds: match (a.folds, a.protocol) {
             (None, Protocol::Linear) => None,
+            (None, _) if model == ModelSpec::Fcn => None,
             (None, _) => Some(DEFAULT_FOLDS),
             (Some(k), _) => (k > 0).then_some(k),
         },
