@@ -108,41 +108,54 @@ pub struct ParamGroup {
     pub lr_scale: f64,
 }
 
-/// One optimiser per parameter group, with its share of the learning rate.
-fn optimisers(groups: Vec<ParamGroup>) -> candle_core::Result<Vec<(AdamW, f64)>> {
-    groups
-        .into_iter()
-        .map(|g| Ok((AdamW::new(g.vars, 0.0)?, g.lr_scale)))
-        .collect()
+/// The optimisers of a run (one per parameter group, with its share of the learning rate)
+/// and the case order it shuffles again at every epoch.
+struct Trainer {
+    optimisers: Vec<(AdamW, f64)>,
+    order: Vec<u32>,
 }
 
-/// The case order that `train_epoch` shuffles again at every epoch.
-fn case_order(train: &Batchable) -> Vec<u32> {
-    (0..train.len() as u32).collect()
-}
-
-/// One pass over `train` after shuffling `order`: cross-entropy, AdamW (no weight decay, no
-/// clipping).
-fn train_epoch(
-    logits: &Logits,
-    optimisers: &mut [(AdamW, f64)],
-    (train, order): (&Batchable, &mut [u32]),
-    batch_size: usize,
-    lr: f64,
-    rng: &mut SampleRng,
-) -> candle_core::Result<()> {
-    let device = train.x.device();
-    order.shuffle(rng);
-    for chunk in order.chunks(batch_size) {
-        let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
-        let out = logits(&train.x.index_select(&idx, 0)?, true)?;
-        let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
-        let grads = loss.backward()?;
-        for (opt, scale) in optimisers.iter_mut() {
-            opt.step(&grads, lr * *scale, f64::INFINITY)?;
-        }
+impl Trainer {
+    fn new(groups: Vec<ParamGroup>, train: &Batchable) -> candle_core::Result<Trainer> {
+        let optimisers = groups
+            .into_iter()
+            .map(|g| Ok((AdamW::new(g.vars, 0.0)?, g.lr_scale)))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Trainer {
+            optimisers,
+            order: (0..train.len() as u32).collect(),
+        })
     }
-    Ok(())
+
+    /// One pass over `train` in a fresh shuffle: cross-entropy, AdamW (no weight decay, no
+    /// clipping).
+    fn epoch(
+        &mut self,
+        logits: &Logits,
+        train: &Batchable,
+        batch_size: usize,
+        lr: f64,
+        rng: &mut SampleRng,
+    ) -> candle_core::Result<()> {
+        let device = train.x.device();
+        self.order.shuffle(rng);
+        for chunk in self.order.chunks(batch_size) {
+            let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
+            let out = logits(&train.x.index_select(&idx, 0)?, true)?;
+            let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
+            let grads = loss.backward()?;
+            for (opt, scale) in self.optimisers.iter_mut() {
+                opt.step(&grads, lr * *scale, f64::INFINITY)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether validation (loss, accuracy) `candidate` beats `best`: higher accuracy, or the same
+/// accuracy with a lower loss.
+fn improves((loss, acc): (f64, f64), (best_loss, best_acc): (f64, f64)) -> bool {
+    acc > best_acc + 1e-9 || (acc >= best_acc - 1e-9 && loss < best_loss - 1e-6)
 }
 
 /// Validation loss and accuracy, refusing a loss that is not finite.
@@ -156,7 +169,7 @@ fn score_epoch(logits: &Logits, val: &Batchable, epoch: usize) -> candle_core::R
     Ok((val_loss, val_acc))
 }
 
-/// Trains each group's variables on `train` (see `train_epoch`), selects the epoch on the
+/// Trains each group's variables on `train` (see `Trainer::epoch`), selects the epoch on the
 /// hold-out `val` by accuracy (validation loss breaks ties) and leaves the selected weights
 /// (and buffers) in `varmap`. With `start_is_candidate`, the starting weights compete as
 /// epoch 0 (for a head that starts as a fitted classifier; a random start should not be
@@ -173,8 +186,7 @@ pub fn fit(
     rng: &mut SampleRng,
     on_epoch: &dyn Fn(usize, f64),
 ) -> candle_core::Result<FitReport> {
-    let mut optimisers = optimisers(groups)?;
-    let mut order = case_order(train);
+    let mut trainer = Trainer::new(groups, train)?;
     let mut lr = cfg.lr;
     let mut best = (f64::INFINITY, -1.0, 0usize);
     if start_is_candidate {
@@ -187,19 +199,12 @@ pub fn fit(
     let (mut since_best, mut since_lr_change) = (0usize, 0usize);
     let mut epochs_run = 0;
     for epoch in 1..=cfg.max_epochs {
-        train_epoch(
-            logits,
-            &mut optimisers,
-            (train, &mut order),
-            cfg.batch_size,
-            lr,
-            rng,
-        )?;
+        trainer.epoch(logits, train, cfg.batch_size, lr, rng)?;
         epochs_run = epoch;
         let (val_loss, val_acc) = score_epoch(logits, val, epoch)?;
         on_epoch(epoch, val_loss);
         // best = (loss, accuracy, epoch)
-        if val_acc > best.1 + 1e-9 || (val_acc >= best.1 - 1e-9 && val_loss < best.0 - 1e-6) {
+        if improves((val_loss, val_acc), (best.0, best.1)) {
             best = (val_loss, val_acc, epoch);
             best_weights = params::snapshot(varmap)?;
             since_best = 0;
@@ -237,19 +242,11 @@ pub fn validation_curve(
     rng: &mut SampleRng,
     on_epoch: &dyn Fn(usize, f64),
 ) -> candle_core::Result<Vec<(f64, f64)>> {
-    let mut optimisers = optimisers(groups)?;
-    let mut order = case_order(train);
+    let mut trainer = Trainer::new(groups, train)?;
     let (start_loss, start_acc, _) = evaluate(logits, val)?;
     let mut curve = vec![(start_loss, start_acc)];
     for epoch in 1..=cfg.max_epochs {
-        train_epoch(
-            logits,
-            &mut optimisers,
-            (train, &mut order),
-            cfg.batch_size,
-            cfg.lr,
-            rng,
-        )?;
+        trainer.epoch(logits, train, cfg.batch_size, cfg.lr, rng)?;
         let scores = score_epoch(logits, val, epoch)?;
         on_epoch(epoch, scores.0);
         curve.push(scores);
@@ -272,7 +269,7 @@ pub fn best_mean_epoch(curves: &[Vec<(f64, f64)>], start_is_candidate: bool) -> 
         if !loss.is_finite() {
             continue;
         }
-        if acc > best.2 + 1e-9 || (acc >= best.2 - 1e-9 && loss < best.1 - 1e-6) {
+        if improves((loss, acc), (best.1, best.2)) {
             best = (epoch, loss, acc);
         }
     }
@@ -288,17 +285,9 @@ pub fn fit_epochs(
     cfg: &FitConfig,
     rng: &mut SampleRng,
 ) -> candle_core::Result<()> {
-    let mut optimisers = optimisers(groups)?;
-    let mut order = case_order(train);
+    let mut trainer = Trainer::new(groups, train)?;
     for _ in 0..epochs {
-        train_epoch(
-            logits,
-            &mut optimisers,
-            (train, &mut order),
-            cfg.batch_size,
-            cfg.lr,
-            rng,
-        )?;
+        trainer.epoch(logits, train, cfg.batch_size, cfg.lr, rng)?;
     }
     Ok(())
 }

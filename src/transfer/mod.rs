@@ -957,22 +957,15 @@ fn kfold_and_score(
     progress: &dyn Fn(TransferProgress),
 ) -> Result<Outcome> {
     let device = &req.device;
-    // With fewer cases than folds, the empty folds are dropped.
-    let folds: Vec<Vec<usize>> = stratified_folds(&train_all.labels, k, rng)
-        .into_iter()
-        .filter(|fold| !fold.is_empty())
-        .collect();
-    let k = folds.len();
+    let folds = stratified_folds(&train_all.labels, k, rng);
+    let k = folds.len(); // fewer with fewer cases than folds
     let init = rng.clone();
     let on_epoch =
         |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
     let mut curves = Vec::with_capacity(k);
-    for (fold, val_idx) in folds.iter().enumerate() {
+    for (fold, (train_idx, val_idx)) in folds.iter().enumerate() {
         progress(TransferProgress::Fold { fold, of: k });
-        let mut in_val = vec![false; train_all.n];
-        val_idx.iter().for_each(|&i| in_val[i] = true);
-        let train_idx: Vec<usize> = (0..train_all.n).filter(|&i| !in_val[i]).collect();
-        let (train, val) = (train_all.subset(&train_idx), train_all.subset(val_idx));
+        let (train, val) = (train_all.subset(train_idx), train_all.subset(val_idx));
         let (model, varmap) = initialised_classifier(req, cfg, shape, &mut init.clone())?;
         let ((tx, ty), (vx, vy)) = (split_tensors(&train, device)?, split_tensors(&val, device)?);
         let groups = param_groups(&model, &varmap, req.protocol, (&tx, &train))?;
@@ -1016,6 +1009,7 @@ fn kfold_and_score(
 mod tests {
     use super::*;
     use crate::model::{export_encoder, SeriesConfig, SeriesEncoder, TransformerConfig};
+    use crate::ops::testing::assert_every_gradient_nonzero;
 
     fn series_config() -> SeriesConfig {
         SeriesConfig {
@@ -1154,21 +1148,10 @@ mod tests {
         let trainable = params::trainable(&varmap, "");
         assert!(trainable.iter().any(|(n, _)| n == "head.norm.weight"));
         // The mask token stands in for masked patches, which only pretraining has.
-        for (name, var) in trainable
+        let used: Vec<_> = trainable
             .into_iter()
             .filter(|(n, _)| n != "encoder.mask_token")
-        {
-            let g = grads
-                .get(&var)
-                .unwrap_or_else(|| panic!("{name} gets no gradient"));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(norm > 0.0, "{name}: zero gradient");
-        }
+            .collect();
+        assert_every_gradient_nonzero(&grads, &used);
     }
 }

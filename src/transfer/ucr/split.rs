@@ -32,9 +32,15 @@ pub fn stratified_split(
 }
 
 /// Deals case indices into `k` folds class by class, so that every fold holds about 1/k of
-/// every class. Each class starts where the previous one stopped, so fold sizes differ by at
-/// most one; a class with fewer than `k` cases is in fewer than `k` folds.
-pub fn stratified_folds(labels: &[usize], k: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+/// every class, and returns each fold as (train: the other folds, validation: the fold), as
+/// `stratified_split` does. Each class starts where the previous one stopped, so fold sizes
+/// differ by at most one; a class with fewer than `k` cases is in fewer than `k` folds. With
+/// fewer than `k` cases, the empty folds are left out.
+pub fn stratified_folds(
+    labels: &[usize],
+    k: usize,
+    rng: &mut impl Rng,
+) -> Vec<(Vec<usize>, Vec<usize>)> {
     let n_classes = labels.iter().max().map_or(0, |m| m + 1);
     let mut folds = vec![Vec::new(); k];
     let mut next = 0;
@@ -46,8 +52,18 @@ pub fn stratified_folds(labels: &[usize], k: usize, rng: &mut impl Rng) -> Vec<V
             next = (next + 1) % k;
         }
     }
-    folds.iter_mut().for_each(|f| f.sort_unstable());
-    folds
+    folds.retain(|fold| !fold.is_empty());
+    let mut fold_of = vec![0; labels.len()];
+    for (f, fold) in folds.iter_mut().enumerate() {
+        fold.sort_unstable();
+        fold.iter().for_each(|&i| fold_of[i] = f);
+    }
+    (0..folds.len())
+        .map(|f| {
+            let train = (0..labels.len()).filter(|&i| fold_of[i] != f).collect();
+            (train, std::mem::take(&mut folds[f]))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -97,8 +113,20 @@ mod tests {
         let labels: Vec<usize> = (0..53)
             .map(|i| usize::from(i >= 40) + usize::from(i >= 50))
             .collect();
-        let folds = stratified_folds(&labels, 5, &mut sample_rng(3, 0));
+        let (trains, folds): (Vec<Vec<usize>>, Vec<Vec<usize>>) =
+            stratified_folds(&labels, 5, &mut sample_rng(3, 0))
+                .into_iter()
+                .unzip();
         assert_eq!(folds.len(), 5);
+        for (train, fold) in trains.iter().zip(&folds) {
+            let mut both: Vec<usize> = train.iter().chain(fold).copied().collect();
+            both.sort_unstable();
+            assert_eq!(
+                both,
+                (0..53).collect::<Vec<_>>(),
+                "train is the fold's complement"
+            );
+        }
         let mut all: Vec<usize> = folds.concat();
         all.sort_unstable();
         assert_eq!(all, (0..53).collect::<Vec<_>>(), "a partition");
