@@ -15,7 +15,8 @@ use crate::pretrain::{pretrain, recorded_run, PretrainRecipe, PretrainRequest};
 use crate::store::{Compression, Corpus, Manifest, MANIFEST};
 use crate::transfer::{
     check_request, dataset_digest, run_transfer, FitConfig, Head, ModelSpec, Protocol,
-    TransferReport, TransferRequest, CLASSIFIER_REVISION, DEFAULT_FOLDS,
+    TransferReport, TransferRequest, CLASSIFIER_REVISION, DEFAULT_FOLDS, MAX_FOLDS,
+    MAX_FOLD_EPOCHS,
 };
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -121,6 +122,19 @@ impl PipelineRecipe {
                 "transfer.datasets: two datasets are named {twice}; their results would share one cache file"
             )));
         }
+        let t = &self.transfer;
+        if t.folds == 1 || t.folds > MAX_FOLDS {
+            return Err(Error::Config(format!(
+                "transfer.folds = {} must lie in [2, {MAX_FOLDS}], or be 0 for a hold-out",
+                t.folds
+            )));
+        }
+        if t.folds > 0 && t.epochs > MAX_FOLD_EPOCHS {
+            return Err(Error::Config(format!(
+                "transfer.epochs = {} with transfer.folds = {}: k-fold selection runs every epoch on every fold, without early stopping; use at most {MAX_FOLD_EPOCHS} epochs, or folds = 0 to stop early on a hold-out",
+                t.epochs, t.folds
+            )));
+        }
         if self.transfer.datasets.is_empty()
             || self.transfer.seeds == 0
             || self.generate.samples == 0
@@ -158,6 +172,9 @@ pub enum Stage<'a> {
 pub struct PipelineReport {
     pub columns: Vec<String>,
     pub rows: Vec<(String, Vec<(f64, f64)>)>,
+    /// The recipe's `[transfer] folds` and `head`, which the table's footnote names.
+    pub folds: usize,
+    pub head: Head,
 }
 
 /// The columns: (label, model, protocol, uses the FCN epoch budget).
@@ -425,6 +442,8 @@ pub fn run_pipeline(
             .map(|(label, _)| label.clone())
             .collect(),
         rows,
+        folds: recipe.transfer.folds,
+        head: recipe.transfer.head,
     };
     let summary = out.join("summary.json");
     let text =
@@ -486,14 +505,21 @@ pub fn format_table(report: &PipelineReport) -> String {
         }
         s.push('\n');
     }
-    s.push_str(concat!(
-        "\nEach cell: TEST accuracy / macro-F1, mean over seeds. scratch, linear and finetune use the\n",
-        "pretrained architecture (scratch: random init); FCN is trained from scratch; MiniRocket is\n",
-        "fixed features; any further column is a saved encoder from the recipe, frozen. Frozen\n",
-        "features (linear, MiniRocket, saved encoders) are standardised on TRAIN and classified by\n",
-        "ridge with leave-one-out alpha on TRAIN; scratch and finetune choose their number of\n",
-        "epochs by k-fold cross-validation on TRAIN (on a hold-out with folds = 0), FCN its epoch\n",
-        "on a hold-out of TRAIN. TEST is scored once.\n",
+    let selection = match report.folds {
+        0 => "on a hold-out of TRAIN".to_string(),
+        k => format!("by {k}-fold cross-validation on TRAIN"),
+    };
+    let head = match report.head {
+        Head::Linear => "a linear head",
+        Head::BatchNorm => "a batch-norm and linear head",
+    };
+    s.push_str(&format!(
+        "\nEach cell: TEST accuracy / macro-F1, mean over seeds. scratch, linear and finetune use the\n\
+         pretrained architecture (scratch: random init); FCN is trained from scratch; MiniRocket is\n\
+         fixed features; any further column is a saved encoder from the recipe, frozen. Frozen\n\
+         features (linear, MiniRocket, saved encoders) are standardised on TRAIN and classified by\n\
+         ridge with leave-one-out alpha on TRAIN; scratch and finetune, with {head}, choose their\n\
+         number of epochs {selection}, FCN its epoch on a hold-out of TRAIN. TEST is scored once.\n"
     ));
     s
 }

@@ -259,6 +259,11 @@ encoders = [\"{root}/models/tiny-mixed-1m\"]\n",
     // So is a transfer setting that the last stage would refuse.
     let no_epochs = edited("no-epochs.toml", "fcn_epochs = 1", "fcn_epochs = 0");
     fails_with(s2kit(&["run", &no_epochs]), "column FCN");
+    // Recipe keys are named as the recipe spells them, not as transfer's flags.
+    let one_fold = edited("one-fold.toml", "seeds = 1\n", "seeds = 1\nfolds = 1\n");
+    fails_with(s2kit(&["run", &one_fold]), "transfer.folds = 1");
+    let long_folds = edited("long-folds.toml", "epochs = 2", "epochs = 20000");
+    fails_with(s2kit(&["run", &long_folds]), "transfer.epochs = 20000");
     assert!(!out.join("corpus").exists(), "a stage ran before the check");
 
     let result = s2kit(&["run", &recipe]);

@@ -139,7 +139,7 @@ impl Trainer {
     ) -> candle_core::Result<()> {
         let device = train.x.device();
         self.order.shuffle(rng);
-        for chunk in self.order.chunks(batch_size) {
+        for chunk in batches(&self.order, batch_size) {
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
             let out = logits(&train.x.index_select(&idx, 0)?, true)?;
             let loss = candle_nn::loss::cross_entropy(&out, &train.y.index_select(&idx, 0)?)?;
@@ -150,6 +150,18 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// `order` in batches of `batch_size`, except that a last case left on its own joins the batch
+/// before it: batch normalisation has no variance to take from one case.
+fn batches(order: &[u32], batch_size: usize) -> Vec<&[u32]> {
+    let mut batches: Vec<&[u32]> = order.chunks(batch_size).collect();
+    if batches.len() > 1 && batches[batches.len() - 1].len() == 1 {
+        batches.pop();
+        let joined = batches.pop().map_or(0, <[u32]>::len) + 1;
+        batches.push(&order[order.len() - joined..]);
+    }
+    batches
 }
 
 /// Whether validation (loss, accuracy) `candidate` beats `best`: higher accuracy, or the same
@@ -307,7 +319,24 @@ pub fn to_tensors(
 
 #[cfg(test)]
 mod tests {
-    use super::best_mean_epoch;
+    use super::{batches, best_mean_epoch};
+
+    #[test]
+    fn a_lone_last_case_joins_the_batch_before_it() {
+        let sizes = |n: u32, b| {
+            let order: Vec<u32> = (0..n).collect();
+            batches(&order, b)
+                .into_iter()
+                .map(<[u32]>::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(33, 16), [16, 17]);
+        assert_eq!(sizes(34, 16), [16, 16, 2]);
+        assert_eq!(sizes(32, 16), [16, 16]);
+        // One case in all is still one batch of one.
+        assert_eq!(sizes(1, 16), [1]);
+        assert_eq!(sizes(0, 16), Vec::<usize>::new());
+    }
 
     #[test]
     fn the_epoch_with_the_best_mean_accuracy_wins_and_loss_breaks_ties() {

@@ -37,6 +37,7 @@ use candle_nn::{VarBuilder, VarMap};
 use fit::{
     best_mean_epoch, evaluate, fit_epochs, to_tensors, validation_curve, Batchable, ParamGroup,
 };
+use rand::SeedableRng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -264,17 +265,19 @@ fn occupied(dir: &Path) -> bool {
 
 /// The revision of what the classifiers compute for a given request: a cached result of an
 /// earlier revision is redone (`s2kit run`). 2: the patch transformer's fine-tuned and
-/// from-scratch head reads [CLS] and the patch mean, not [CLS] alone.
-pub const CLASSIFIER_REVISION: u32 = 2;
+/// from-scratch head reads [CLS] and the patch mean, not [CLS] alone. 3: k-fold's shared
+/// initial weights come from a stream of their own, and a lone last case of an epoch joins
+/// the batch before it.
+pub const CLASSIFIER_REVISION: u32 = 3;
 
 /// The most seeds one evaluation runs (each is a full fit).
 const MAX_SEEDS: u64 = 1000;
 
 /// The most folds k-fold selection runs (each is a full fit).
-const MAX_FOLDS: usize = 20;
+pub const MAX_FOLDS: usize = 20;
 
 /// The longest schedule k-fold selection runs: it has no early stopping.
-const MAX_FOLD_EPOCHS: usize = 10_000;
+pub const MAX_FOLD_EPOCHS: usize = 10_000;
 
 /// The folds of scratch and finetune unless asked otherwise: on the bundled sets, 5-fold
 /// selection beat the 20% hold-out for scratch and both shipped encoders (README,
@@ -910,6 +913,37 @@ fn predict(model: &Classifier, test: &Prepared, device: &Device) -> Result<Vec<u
     Ok(predictions)
 }
 
+/// Where every fit starts: the classifier initialised from `init` (see
+/// `initialised_classifier`), `train`'s tensors, and its parameter groups.
+struct Start {
+    model: Classifier,
+    varmap: VarMap,
+    x: Tensor,
+    y: Tensor,
+    groups: Vec<ParamGroup>,
+}
+
+impl Start {
+    fn new(
+        req: &TransferRequest,
+        cfg: &EncoderConfig,
+        shape: [usize; 2],
+        train: &Prepared,
+        init: &mut SampleRng,
+    ) -> Result<Start> {
+        let (model, varmap) = initialised_classifier(req, cfg, shape, init)?;
+        let (x, y) = split_tensors(train, &req.device)?;
+        let groups = param_groups(&model, &varmap, req.protocol, (&x, train))?;
+        Ok(Start {
+            model,
+            varmap,
+            x,
+            y,
+            groups,
+        })
+    }
+}
+
 /// Holds a stratified share of TRAIN out, trains every weight of the classifier on the rest,
 /// selects the epoch on the held-out cases, and predicts `test` once.
 fn holdout_and_score(
@@ -923,9 +957,14 @@ fn holdout_and_score(
     let device = &req.device;
     let (train_idx, val_idx) = stratified_split(&train_all.labels, req.val_fraction, rng);
     let (train, val) = (train_all.subset(&train_idx), train_all.subset(&val_idx));
-    let (model, varmap) = initialised_classifier(req, cfg, shape, rng)?;
-    let ((tx, ty), (vx, vy)) = (split_tensors(&train, device)?, split_tensors(&val, device)?);
-    let groups = param_groups(&model, &varmap, req.protocol, (&tx, &train))?;
+    let Start {
+        model,
+        varmap,
+        x,
+        y,
+        groups,
+    } = Start::new(req, cfg, shape, &train, rng)?;
+    let (vx, vy) = split_tensors(&val, device)?;
     let logits = |x: &Tensor, train: bool| model.logits(x, train);
     let on_epoch =
         |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
@@ -934,7 +973,7 @@ fn holdout_and_score(
         groups,
         req.protocol == Protocol::Finetune,
         &varmap,
-        &Batchable { x: &tx, y: &ty },
+        &Batchable { x: &x, y: &y },
         &Batchable { x: &vx, y: &vy },
         &req.fit,
         rng,
@@ -959,21 +998,24 @@ fn kfold_and_score(
     let device = &req.device;
     let folds = stratified_folds(&train_all.labels, k, rng);
     let k = folds.len(); // fewer with fewer cases than folds
-    let init = rng.clone();
+                         // The shared initial weights get a stream of their own, apart from the shuffles.
+    let init = SampleRng::from_rng(rng);
     let on_epoch =
         |epoch: usize, val_loss: f64| progress(TransferProgress::Epoch { epoch, val_loss });
     let mut curves = Vec::with_capacity(k);
     for (fold, (train_idx, val_idx)) in folds.iter().enumerate() {
         progress(TransferProgress::Fold { fold, of: k });
         let (train, val) = (train_all.subset(train_idx), train_all.subset(val_idx));
-        let (model, varmap) = initialised_classifier(req, cfg, shape, &mut init.clone())?;
-        let ((tx, ty), (vx, vy)) = (split_tensors(&train, device)?, split_tensors(&val, device)?);
-        let groups = param_groups(&model, &varmap, req.protocol, (&tx, &train))?;
-        let logits = |x: &Tensor, train: bool| model.logits(x, train);
+        let start = Start::new(req, cfg, shape, &train, &mut init.clone())?;
+        let (vx, vy) = split_tensors(&val, device)?;
+        let logits = |x: &Tensor, train: bool| start.model.logits(x, train);
         curves.push(validation_curve(
             &logits,
-            groups,
-            &Batchable { x: &tx, y: &ty },
+            start.groups,
+            &Batchable {
+                x: &start.x,
+                y: &start.y,
+            },
             &Batchable { x: &vx, y: &vy },
             &req.fit,
             rng,
@@ -983,14 +1025,18 @@ fn kfold_and_score(
     let (epochs, val_loss, val_accuracy) =
         best_mean_epoch(&curves, req.protocol == Protocol::Finetune);
     progress(TransferProgress::Fold { fold: k, of: k });
-    let (model, varmap) = initialised_classifier(req, cfg, shape, &mut init.clone())?;
-    let (tx, ty) = split_tensors(train_all, device)?;
-    let groups = param_groups(&model, &varmap, req.protocol, (&tx, train_all))?;
+    let Start {
+        model,
+        varmap,
+        x,
+        y,
+        groups,
+    } = Start::new(req, cfg, shape, train_all, &mut init.clone())?;
     let logits = |x: &Tensor, train: bool| model.logits(x, train);
     fit_epochs(
         &logits,
         groups,
-        &Batchable { x: &tx, y: &ty },
+        &Batchable { x: &x, y: &y },
         epochs,
         &req.fit,
         rng,

@@ -88,7 +88,8 @@ pub struct TransferReport {
     pub train_cases: usize,
     pub test_cases: usize,
     pub val_fraction: f64,
-    /// Folds of the k-fold selection of the epoch count; `None`: the hold-out split.
+    /// Folds of the k-fold selection of the epoch count (as run: at most one per TRAIN
+    /// case); `None`: the hold-out split.
     pub folds: Option<usize>,
     pub head: Head,
     pub max_epochs: usize,
@@ -144,7 +145,8 @@ impl TransferReport {
             train_cases: data.train.series.len(),
             test_cases: data.test.series.len(),
             val_fraction: req.val_fraction,
-            folds: req.folds,
+            // Folds are never empty: TRAIN with fewer cases than `k` has one fold per case.
+            folds: req.folds.map(|k| k.min(data.train.series.len())),
             head: req.head,
             max_epochs: req.fit.max_epochs,
             accuracy_mean,
@@ -180,7 +182,7 @@ impl std::fmt::Display for TransferReport {
                 Protocol::Linear =>
                     "features standardised on TRAIN; ridge α chosen by leave-one-out on TRAIN"
                         .to_string(),
-                _ => match r.folds {
+                _ => (match r.folds {
                     None => format!(
                         "model selection: {:.0}% of each TRAIN class held out for validation",
                         100.0 * r.val_fraction
@@ -188,6 +190,9 @@ impl std::fmt::Display for TransferReport {
                     Some(k) => format!(
                         "model selection: the epoch count by stratified {k}-fold cross-validation on TRAIN, then trained on all of TRAIN"
                     ),
+                }) + match r.head {
+                    Head::Linear => "",
+                    Head::BatchNorm => "; head: batch norm, then linear",
                 },
             }
         )?;
