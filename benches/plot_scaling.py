@@ -2,8 +2,10 @@
 pretraining, from the tables `benches/scaling_study.sh` writes: one line per model and layer,
 the random initialisation (step 0) drawn at the left edge, MiniRocket as a reference line.
 
-Usage: python benches/plot_scaling.py OUT.png MINIROCKET_MEAN LABEL=scaling.tsv[@LAYER] [...]
-(with @LAYER, that table's line for that layer only)
+Usage: python benches/plot_scaling.py OUT.png MINIROCKET_MEAN LABEL=scaling.tsv[+more.tsv][@LAYER] [...]
+(with @LAYER, that table's line for that layer only; tables joined by + make one line, as when
+a later run adds points to a study). A spec ~LABEL=LO:HI shades the accuracies from LO to HI
+(the spread of random initialisations, say).
 """
 import csv
 import sys
@@ -18,9 +20,15 @@ def main(out, minirocket, tables):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for spec in tables:
         label, path = spec.split("=", 1)
-        path, _, only = path.partition("@")
-        with open(path) as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+        if label.startswith("~"):
+            lo, hi = (float(v) for v in path.split(":"))
+            ax.axhspan(lo, hi, color="grey", alpha=0.15, label=label[1:])
+            continue
+        paths, _, only = path.partition("@")
+        rows = []
+        for path in paths.split("+"):
+            with open(path) as f:
+                rows += list(csv.DictReader(f, delimiter="\t"))
         for layer in sorted({r["layer"] for r in rows}):
             if only and layer != only:
                 continue
