@@ -510,16 +510,17 @@ pub fn format_table(report: &PipelineReport) -> String {
         k => format!("by {k}-fold cross-validation on TRAIN"),
     };
     let head = match report.head {
-        Head::Linear => "a linear head",
-        Head::BatchNorm => "a batch-norm and linear head",
+        Head::Linear => "linear head",
+        Head::BatchNorm => "batch-norm and linear head",
     };
     s.push_str(&format!(
         "\nEach cell: TEST accuracy / macro-F1, mean over seeds. scratch, linear and finetune use the\n\
          pretrained architecture (scratch: random init); FCN is trained from scratch; MiniRocket is\n\
          fixed features; any further column is a saved encoder from the recipe, frozen. Frozen\n\
          features (linear, MiniRocket, saved encoders) are standardised on TRAIN and classified by\n\
-         ridge with leave-one-out alpha on TRAIN; scratch and finetune, with {head}, choose their\n\
-         number of epochs {selection}, FCN its epoch on a hold-out of TRAIN. TEST is scored once.\n"
+         ridge with leave-one-out alpha on TRAIN.\n\
+         scratch and finetune ({head}): the number of epochs chosen {selection}.\n\
+         FCN: its epoch chosen on a hold-out of TRAIN. TEST is scored once.\n"
     ));
     s
 }

@@ -153,10 +153,11 @@ impl Trainer {
 }
 
 /// `order` in batches of `batch_size`, except that a last case left on its own joins the batch
-/// before it: batch normalisation has no variance to take from one case.
+/// before it: batch normalisation has no variance to take from one case. (A batch size of 1
+/// asked for batches of one.)
 fn batches(order: &[u32], batch_size: usize) -> Vec<&[u32]> {
     let mut batches: Vec<&[u32]> = order.chunks(batch_size).collect();
-    if batches.len() > 1 && batches[batches.len() - 1].len() == 1 {
+    if batch_size > 1 && batches.len() > 1 && batches[batches.len() - 1].len() == 1 {
         batches.pop();
         let joined = batches.pop().map_or(0, <[u32]>::len) + 1;
         batches.push(&order[order.len() - joined..]);
@@ -333,6 +334,7 @@ mod tests {
         assert_eq!(sizes(33, 16), [16, 17]);
         assert_eq!(sizes(34, 16), [16, 16, 2]);
         assert_eq!(sizes(32, 16), [16, 16]);
+        assert_eq!(sizes(3, 1), [1, 1, 1]);
         // One case in all is still one batch of one.
         assert_eq!(sizes(1, 16), [1]);
         assert_eq!(sizes(0, 16), Vec::<usize>::new());
