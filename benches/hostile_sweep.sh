@@ -630,7 +630,7 @@ try transfer_seeds_0 error "$BIN" transfer --dataset "$IPD" --model minirocket -
 try transfer_seeds_u64max error "$BIN" transfer --dataset "$IPD" --model minirocket --protocol linear --seeds $U64
 try transfer_epochs_0 error "$BIN" transfer --dataset "$IPD" --model fcn --protocol scratch --seeds 1 --epochs 0
 try transfer_epochs_u64max_patience_1 ok "$BIN" transfer --dataset "$IPD" --model fcn --protocol scratch --seeds 1 --epochs $U64 --patience 1 --folds 0
-try transfer_epochs_u64max_folds error "$BIN" transfer --dataset "$IPD" --model fcn --protocol scratch --seeds 1 --epochs $U64
+try transfer_epochs_u64max_folds error "$BIN" transfer --dataset "$IPD" --model fcn --protocol scratch --seeds 1 --epochs $U64 --folds 5
 try transfer_seeds_neg usage "$BIN" transfer "${FCN[@]}" --seeds=-1
 try transfer_batch_size_0 error "$BIN" transfer "${FCN[@]}" --seeds 1 --batch-size 0
 try transfer_batch_size_1e9 ok "$BIN" transfer "${FCN[@]}" --seeds 1 --batch-size 1000000000
