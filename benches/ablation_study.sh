@@ -35,10 +35,5 @@ for variant in all no-mpm no-mlm no-itc; do
   start=$(date +%s)
   "$bin" pretrain --recipe "$r" --data "$out/corpus" --out "$run" "${resume[@]}" >/dev/null
   echo "$variant trained ($(( $(date +%s) - start )) s)" >&2
-  for levels in no yes; do
-    flag=()
-    [ "$levels" = yes ] && flag=(--levels)
-    printf '%s\t%s%s\n' "$variant" "$levels" \
-      "$(benches/probe_row.sh "$bin" "$run" "$run/levels-$levels" "${flag[@]}")" | tee -a "$table"
-  done
+  benches/levels_rows.sh "$bin" "$run" "$variant" | tee -a "$table"
 done

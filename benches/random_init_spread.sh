@@ -27,10 +27,5 @@ for seed in "$@"; do
   run="$out/seed-$seed"
   [ -f "$run/encoder.json" ] ||
     "$bin" pretrain --recipe "$r" --data "$out/corpus" --out "$run" --stop-at 0 >/dev/null
-  for levels in no yes; do
-    flag=()
-    [ "$levels" = yes ] && flag=(--levels)
-    printf '%s\t%s%s\n' "$seed" "$levels" \
-      "$(benches/probe_row.sh "$bin" "$run" "$run/levels-$levels" "${flag[@]}")" | tee -a "$table"
-  done
+  benches/levels_rows.sh "$bin" "$run" "$seed" | tee -a "$table"
 done
