@@ -507,7 +507,9 @@ pub fn format_table(report: &PipelineReport) -> String {
     }
     let selection = match report.folds {
         0 => "on a hold-out of TRAIN".to_string(),
-        k => format!("by {k}-fold cross-validation on TRAIN"),
+        k => {
+            format!("by {k}-fold cross-validation on TRAIN (one fold per case where it has fewer)")
+        }
     };
     let head = match report.head {
         Head::Linear => "linear head",

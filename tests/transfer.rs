@@ -171,6 +171,16 @@ fn protocols_that_need_a_pretrained_encoder_refuse_fcn() {
     assert!(err.contains("nowhere_TRAIN.ts"), "{err}");
 }
 
+#[test]
+fn a_batchnorm_head_refuses_batches_of_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut req = request(dataset(tmp.path()), ModelSpec::Fcn, Protocol::Scratch);
+    req.head = Head::BatchNorm;
+    req.fit.batch_size = 1;
+    let err = run_transfer(&req, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("--head batchnorm needs --batch-size"), "{err}");
+}
+
 /// A TEST split of noise with shuffled labels, in the same format.
 fn garbage_test(dir: &Path) {
     write_split(&dir.join("Waves_TEST.ts"), 40, 99);

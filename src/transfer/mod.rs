@@ -307,6 +307,12 @@ impl TransferRequest {
                 "--epochs and --batch-size must be at least 1".into(),
             ));
         }
+        if self.head == Head::BatchNorm && self.fit.batch_size == 1 {
+            // The head normalises over the batch alone: one case has no variance to divide by.
+            return Err(Error::Request(
+                "--head batchnorm needs --batch-size of at least 2".into(),
+            ));
+        }
         if !(self.fit.lr.is_finite() && self.fit.lr > 0.0) {
             return Err(Error::Request(format!(
                 "--lr {} must be finite and > 0",

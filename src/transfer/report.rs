@@ -145,8 +145,11 @@ impl TransferReport {
             train_cases: data.train.series.len(),
             test_cases: data.test.series.len(),
             val_fraction: req.val_fraction,
-            // Folds are never empty: TRAIN with fewer cases than `k` has one fold per case.
-            folds: req.folds.map(|k| k.min(data.train.series.len())),
+            // As the fits ran them (fewer than asked when TRAIN has fewer cases than `k`).
+            folds: seeds.iter().find_map(|s| match &s.selection {
+                Selection::Epochs(fit) => fit.folds,
+                Selection::Ridge { .. } => None,
+            }),
             head: req.head,
             max_epochs: req.fit.max_epochs,
             accuracy_mean,
