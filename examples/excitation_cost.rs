@@ -24,7 +24,7 @@ fn main() {
         ),
         (
             "kernel_synth",
-            Box::new(KernelSynth::new(KernelSynthConfig::default())),
+            Box::new(KernelSynth::new(KernelSynthConfig::default(), len)),
         ),
         ("imf", Box::new(Imf::new(ImfConfig::default()))),
     ];

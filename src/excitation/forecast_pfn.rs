@@ -60,10 +60,43 @@ const DAYS_PER_MONTH: f64 = DAYS_PER_YEAR / 12.0;
 
 pub struct ForecastPfn {
     cfg: ForecastPfnConfig,
+    minute: Calendar,
+    hour: Calendar,
+    year: Calendar,
+    month: Calendar,
+    week: Calendar,
 }
 
-/// (amplitude, harmonics, period, calendar feature of a day number) of one seasonal factor.
-type SeasonalComponent = (f64, usize, f64, fn(f64) -> f64);
+/// Calendar features are small whole numbers, below this.
+const FEATURE_VALUES: usize = 64;
+
+/// One seasonal factor's calendar feature and its Fourier basis.
+struct Calendar {
+    /// The feature of a day number: a whole number below FEATURE_VALUES.
+    feature: fn(f64) -> f64,
+    harmonics: usize,
+    /// (sin, cos) of harmonic h + 1 at feature value f, at `f * harmonics + h`: the same for
+    /// every series, so computed once (these sines were a tenth of s2-multidim's time).
+    basis: Vec<(f64, f64)>,
+}
+
+impl Calendar {
+    fn new(harmonics: usize, period: f64, feature: fn(f64) -> f64) -> Self {
+        let basis = (0..FEATURE_VALUES)
+            .flat_map(|f| {
+                (0..harmonics).map(move |h| {
+                    let arg = 2.0 * PI * (h + 1) as f64 * f as f64 / period;
+                    (arg.sin(), arg.cos())
+                })
+            })
+            .collect();
+        Calendar {
+            feature,
+            harmonics,
+            basis,
+        }
+    }
+}
 
 /// Seasonal amplitudes per component; zero switches a component off.
 #[derive(Default)]
@@ -77,7 +110,16 @@ struct Seasonality {
 
 impl ForecastPfn {
     pub fn new(cfg: ForecastPfnConfig) -> Self {
-        ForecastPfn { cfg }
+        ForecastPfn {
+            cfg,
+            minute: Calendar::new(10, 60.0, |d| int_mod((d * 1440.0).floor(), 60)),
+            hour: Calendar::new(10, 24.0, |d| int_mod((d * 24.0).floor(), 24)),
+            year: Calendar::new(6, 12.0, |d| {
+                (d.rem_euclid(DAYS_PER_YEAR) / DAYS_PER_MONTH).floor() + 1.0
+            }),
+            month: Calendar::new(10, 30.5, |d| d.rem_euclid(DAYS_PER_MONTH).floor() + 1.0),
+            week: Calendar::new(4, 7.0, |d| int_mod(d.floor(), 7)),
+        }
     }
 
     fn one_series(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
@@ -113,40 +155,28 @@ impl ForecastPfn {
 
         // Each seasonal factor is 1 + amplitude · (normalised Fourier series of a calendar
         // feature); the components multiply.
-        let mut components: Vec<SeasonalComponent> = Vec::new();
-        if s.minute > 0.0 {
-            components.push((s.minute, 10, 60.0, |d| int_mod((d * 1440.0).floor(), 60)));
-        }
-        if s.hour > 0.0 {
-            components.push((s.hour, 10, 24.0, |d| int_mod((d * 24.0).floor(), 24)));
-        }
-        if s.year > 0.0 {
-            components.push((s.year, 6, 12.0, |d| {
-                (d.rem_euclid(DAYS_PER_YEAR) / DAYS_PER_MONTH).floor() + 1.0
-            }));
-        }
-        if s.month > 0.0 {
-            components.push((s.month, 10, 30.5, |d| {
-                d.rem_euclid(DAYS_PER_MONTH).floor() + 1.0
-            }));
-        }
-        if s.week > 0.0 {
-            components.push((s.week, 4, 7.0, |d| int_mod(d.floor(), 7)));
-        }
         let mut seasonal = vec![1.0; len];
-        for (amplitude, harmonics, period, feature) in components {
+        for (amplitude, calendar) in [
+            (s.minute, &self.minute),
+            (s.hour, &self.hour),
+            (s.year, &self.year),
+            (s.month, &self.month),
+            (s.week, &self.week),
+        ] {
+            if amplitude <= 0.0 {
+                continue; // switched off
+            }
+            let harmonics = calendar.harmonics;
             let (sin_c, cos_c) = fourier_coefficients(rng, harmonics);
-            // Calendar features are small integers (< 61): tabulate the wave lazily.
-            let mut table = [f64::NAN; 64];
+            // Tabulate the wave lazily, per feature value.
+            let mut table = [f64::NAN; FEATURE_VALUES];
             for (v, d) in seasonal.iter_mut().zip(&days) {
-                let f = feature(*d);
-                let slot = &mut table[f as usize];
+                let f = (calendar.feature)(*d) as usize;
+                let slot = &mut table[f];
                 if slot.is_nan() {
+                    let basis = &calendar.basis[f * harmonics..(f + 1) * harmonics];
                     *slot = (0..harmonics)
-                        .map(|h| {
-                            let arg = 2.0 * PI * (h + 1) as f64 * f / period;
-                            sin_c[h] * arg.sin() + cos_c[h] * arg.cos()
-                        })
+                        .map(|h| sin_c[h] * basis[h].0 + cos_c[h] * basis[h].1)
                         .sum();
                 }
                 *v *= 1.0 + amplitude * *slot;
@@ -154,12 +184,17 @@ impl ForecastPfn {
         }
 
         let weibull = weibull_with_unit_median(weibull_k);
+        // Elapsed days repeat at sub-daily rates: the exponential is taken once per day.
+        let mut growth = (f64::NAN, 0.0);
         (0..len)
             .map(|i| {
                 let e = elapsed[i];
                 let mut trend = 1.0 + (e - linear_offset * span) * linear;
                 if self.cfg.exp_trend {
-                    trend *= (growth_rate * (e - exp_offset * span)).exp();
+                    if e != growth.0 {
+                        growth = (e, (growth_rate * (e - exp_offset * span)).exp());
+                    }
+                    trend *= growth.1;
                 }
                 let noise = 1.0 + noise_scale * (weibull.sample(rng) - 1.0);
                 trend * seasonal[i] * noise

@@ -89,16 +89,53 @@ impl Kernel {
         }
     }
 
-    /// One zero-mean draw with this covariance on the even grid of `n` points over [0, 1].
-    fn draw(self, rng: &mut SampleRng, n: usize) -> Vec<f64> {
+    /// What every draw of this kernel on the even grid of `n` points over [0, 1] shares.
+    fn plan(self, n: usize) -> Plan {
         let step = 1.0 / (n.max(2) - 1) as f64;
         match self {
-            Kernel::Linear(sigma0) => {
+            Kernel::Linear(sigma0) => Plan::Line { sigma0, step, n },
+            Kernel::Periodic(period) => Plan::Phases(
+                (0..n)
+                    .map(|i| (2.0 * PI * i as f64 * step / period).sin_cos())
+                    .collect(),
+            ),
+            stationary => Plan::Scales {
+                scales: circulant_scales(n, |lag| stationary.at_lag(lag as f64 * step)),
+                n,
+            },
+        }
+    }
+
+    /// One zero-mean draw with this covariance on the even grid of `n` points over [0, 1].
+    #[cfg(test)]
+    fn draw(self, rng: &mut SampleRng, n: usize) -> Vec<f64> {
+        self.plan(n).draw(rng)
+    }
+}
+
+/// The part of a kernel's draws that depends on no random number, so that it is computed once
+/// per kernel of the bank rather than per draw: the sines and FFTs it saves were most of
+/// KernelSynth's time.
+enum Plan {
+    /// σ0·z0 + t·z1 on `n` points `step` apart.
+    Line { sigma0: f64, step: f64, n: usize },
+    /// (sin, cos) of the first harmonic's phase at each point.
+    Phases(Vec<(f64, f64)>),
+    /// The circulant embedding's noise scale per frequency, for `n` points.
+    Scales { scales: Vec<f64>, n: usize },
+}
+
+impl Plan {
+    fn draw(&self, rng: &mut SampleRng) -> Vec<f64> {
+        match self {
+            Plan::Line { sigma0, step, n } => {
                 let (z0, z1): (f64, f64) = (rng.sample(StandardNormal), rng.sample(StandardNormal));
-                (0..n).map(|i| sigma0 * z0 + i as f64 * step * z1).collect()
+                (0..*n)
+                    .map(|i| sigma0 * z0 + i as f64 * step * z1)
+                    .collect()
             }
-            Kernel::Periodic(period) => periodic_draw(rng, n, step, period),
-            stationary => circulant_draw(rng, n, |lag| stationary.at_lag(lag as f64 * step)),
+            Plan::Phases(phases) => periodic_draw(rng, phases),
+            Plan::Scales { scales, n } => circulant_draw(rng, scales, *n),
         }
     }
 }
@@ -118,9 +155,8 @@ const BESSEL_I_AT_1: [f64; 9] = [
 
 /// exp(−2 sin²(πd/P)) = e⁻¹ exp(cos(2πd/P)) = e⁻¹ [I₀(1) + 2 Σₙ Iₙ(1) cos(2πnd/P)], so a
 /// random Fourier series with these weights has exactly the periodic kernel's covariance.
-/// Harmonic n's angle comes from the first's by angle addition: one sincos per point instead
-/// of one per harmonic (this draw was a sixth of s2-multidim's generation time).
-fn periodic_draw(rng: &mut SampleRng, n: usize, step: f64, period: f64) -> Vec<f64> {
+/// Harmonic n's angle comes from the first's (`phases`, per point) by angle addition.
+fn periodic_draw(rng: &mut SampleRng, phases: &[(f64, f64)]) -> Vec<f64> {
     // Weighted coefficients of cos and sin per harmonic (the sine of harmonic 0 is unused).
     let terms: Vec<(f64, f64)> = BESSEL_I_AT_1
         .iter()
@@ -131,9 +167,9 @@ fn periodic_draw(rng: &mut SampleRng, n: usize, step: f64, period: f64) -> Vec<f
             (w * a, w * b)
         })
         .collect();
-    (0..n)
-        .map(|i| {
-            let (s1, c1) = (2.0 * PI * i as f64 * step / period).sin_cos();
+    phases
+        .iter()
+        .map(|&(s1, c1)| {
             let (mut c, mut s) = (1.0, 0.0); // cos and sin of k·phase
             let mut value = terms[0].0;
             for &(wa, wb) in &terms[1..] {
@@ -146,17 +182,23 @@ fn periodic_draw(rng: &mut SampleRng, n: usize, step: f64, period: f64) -> Vec<f
 }
 
 /// Circulant embedding (Dietrich & Newsam): embed the n×n Toeplitz covariance in an m×m
-/// circulant one, whose eigenvalues are the FFT of its first row, and colour complex white
-/// noise with them. Negative eigenvalues (very smooth kernels, whose embedding is not
-/// positive definite) are clipped to zero, a small approximation.
-fn circulant_draw(rng: &mut SampleRng, n: usize, cov_at_lag: impl Fn(usize) -> f64) -> Vec<f64> {
+/// circulant one, whose eigenvalues are the FFT of its first row; a draw colours complex white
+/// noise with their square roots. Negative eigenvalues (very smooth kernels, whose embedding
+/// is not positive definite) are clipped to zero, a small approximation.
+fn circulant_scales(n: usize, cov_at_lag: impl Fn(usize) -> f64) -> Vec<f64> {
     let m = (2 * n.max(2) - 2).next_power_of_two();
     let mut row: Vec<(f64, f64)> = (0..m).map(|j| (cov_at_lag(j.min(m - j)), 0.0)).collect();
     fft(&mut row);
-    let mut noise: Vec<(f64, f64)> = row
+    row.iter()
+        .map(|(eig, _)| (eig.max(0.0) / m as f64).sqrt())
+        .collect()
+}
+
+/// The first `n` points of white noise coloured by `scales`.
+fn circulant_draw(rng: &mut SampleRng, scales: &[f64], n: usize) -> Vec<f64> {
+    let mut noise: Vec<(f64, f64)> = scales
         .iter()
-        .map(|(eig, _)| {
-            let scale = (eig.max(0.0) / m as f64).sqrt();
+        .map(|scale| {
             let (a, b): (f64, f64) = (rng.sample(StandardNormal), rng.sample(StandardNormal));
             (scale * a, scale * b)
         })
@@ -200,29 +242,84 @@ fn fft(a: &mut [(f64, f64)]) {
     }
 }
 
+/// The longest grid whose plans are kept: at this length the whole bank's plans take about
+/// 8 MB; longer grids compute each draw's plan afresh.
+const MAX_PLANNED_LENGTH: usize = 1 << 14;
+
+/// Settings of the three parametric families' three kernels each, in bank order.
+const LINEAR_SIGMA0: [f64; 3] = [0.0, 1.0, 10.0];
+const RBF_LENGTHS: [f64; 3] = [0.1, 1.0, 10.0];
+const RQ_ALPHAS: [f64; 3] = [0.1, 1.0, 10.0];
+const WHITE_LEVELS: [f64; 3] = [0.1, 1.0, 2.0];
+
 pub struct KernelSynth {
     cfg: KernelSynthConfig,
+    /// The grid length `plans` are for.
+    len: usize,
+    /// One plan per kernel of the bank, for grids of `len` points (empty above
+    /// MAX_PLANNED_LENGTH).
+    plans: Vec<Plan>,
 }
 
 impl KernelSynth {
-    pub fn new(cfg: KernelSynthConfig) -> Self {
-        KernelSynth { cfg }
+    /// A sampler whose draws of `len` points reuse the bank's plans; other lengths work too,
+    /// computing each plan per draw.
+    pub fn new(cfg: KernelSynthConfig, len: usize) -> Self {
+        let mut synth = KernelSynth {
+            cfg,
+            len,
+            plans: Vec::new(),
+        };
+        if len <= MAX_PLANNED_LENGTH {
+            synth.plans = (0..synth.bank_size())
+                .map(|k| synth.kernel(k, len).plan(len))
+                .collect();
+        }
+        synth
     }
 
-    fn random_kernel(&self, rng: &mut SampleRng, len: usize) -> Kernel {
-        let pick3 = |rng: &mut SampleRng, v: [f64; 3]| v[rng.random_range(0..3)];
+    /// The bank: every periodic kernel, three settings of each parametric family, a constant.
+    fn bank_size(&self) -> usize {
+        self.cfg.periods.len() + 3 * 4 + 1
+    }
+
+    /// Kernel `k` of the bank, on a grid of `len` points.
+    fn kernel(&self, k: usize, len: usize) -> Kernel {
         let n_periodic = self.cfg.periods.len();
-        // The bank: every periodic kernel, three settings of each parametric family, a constant.
-        let k = rng.random_range(0..n_periodic + 3 * 4 + 1);
         if k < n_periodic {
             return Kernel::Periodic(self.cfg.periods[k] / len as f64);
         }
-        match (k - n_periodic) / 3 {
-            0 => Kernel::Linear(pick3(rng, [0.0, 1.0, 10.0])),
-            1 => Kernel::Rbf(pick3(rng, [0.1, 1.0, 10.0])),
-            2 => Kernel::RationalQuadratic(pick3(rng, [0.1, 1.0, 10.0])),
-            3 => Kernel::White(pick3(rng, [0.1, 1.0, 2.0])),
+        let (family, setting) = ((k - n_periodic) / 3, (k - n_periodic) % 3);
+        match family {
+            0 => Kernel::Linear(LINEAR_SIGMA0[setting]),
+            1 => Kernel::Rbf(RBF_LENGTHS[setting]),
+            2 => Kernel::RationalQuadratic(RQ_ALPHAS[setting]),
+            3 => Kernel::White(WHITE_LEVELS[setting]),
             _ => Kernel::Constant,
+        }
+    }
+
+    /// A uniform kernel family of the bank (every periodic kernel counts as one), then one of
+    /// its settings: the index of a kernel in the bank.
+    fn random_kernel(&self, rng: &mut SampleRng) -> usize {
+        let n_periodic = self.cfg.periods.len();
+        let k = rng.random_range(0..n_periodic + 3 * 4 + 1);
+        if k < n_periodic {
+            return k;
+        }
+        let family = (k - n_periodic) / 3;
+        if family < 4 {
+            n_periodic + 3 * family + rng.random_range(0..3)
+        } else {
+            n_periodic + 3 * 4
+        }
+    }
+
+    fn draw(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
+        let k = self.random_kernel(rng);
+        match self.plans.get(k) {
+            Some(plan) if len == self.len => plan.draw(rng),
+            _ => self.kernel(k, len).plan(len).draw(rng),
         }
     }
 }
@@ -230,11 +327,10 @@ impl KernelSynth {
 impl Excitation for KernelSynth {
     fn sample(&self, rng: &mut SampleRng, len: usize) -> Vec<f64> {
         let n_kernels = rng.random_range(1..=self.cfg.max_kernels);
-        let first = self.random_kernel(rng, len);
-        let mut out = first.draw(rng, len);
+        let mut out = self.draw(rng, len);
         for _ in 1..n_kernels {
             let add = rng.random_bool(0.5);
-            let draw = self.random_kernel(rng, len).draw(rng, len);
+            let draw = self.draw(rng, len);
             for (o, d) in out.iter_mut().zip(&draw) {
                 *o = if add { *o + d } else { *o * d };
             }
@@ -269,7 +365,7 @@ mod tests {
     #[test]
     fn the_periodic_recurrence_matches_one_sincos_per_harmonic() {
         let (n, step, period) = (256, 1.0 / 255.0, 7.0 / 256.0);
-        let got = periodic_draw(&mut sample_rng(21, 0), n, step, period);
+        let got = Kernel::Periodic(period).draw(&mut sample_rng(21, 0), n);
         // The same coefficients, drawn in the same order, summed term by term.
         let mut rng = sample_rng(21, 0);
         let terms: Vec<(f64, f64, f64)> = BESSEL_I_AT_1
@@ -349,8 +445,19 @@ mod tests {
     }
 
     #[test]
+    fn planned_draws_equal_draws_planned_afresh() {
+        let planned = KernelSynth::new(KernelSynthConfig::default(), 256);
+        let unplanned = KernelSynth::new(KernelSynthConfig::default(), 100);
+        let (mut a, mut b) = (sample_rng(16, 0), sample_rng(16, 0));
+        for _ in 0..200 {
+            let (x, y) = (planned.sample(&mut a, 256), unplanned.sample(&mut b, 256));
+            assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+
+    #[test]
     fn long_series_are_finite() {
-        let ks = KernelSynth::new(KernelSynthConfig::default());
+        let ks = KernelSynth::new(KernelSynthConfig::default(), 256);
         let mut rng = sample_rng(15, 0);
         for _ in 0..20 {
             let x = ks.sample(&mut rng, 4096);

@@ -93,7 +93,8 @@ pub struct ExcitationSampler {
 }
 
 impl ExcitationSampler {
-    pub fn new(cfg: &ExcitationConfig) -> Result<Self> {
+    /// A sampler for channels of `len` points (other lengths work, a little slower).
+    pub fn new(cfg: &ExcitationConfig, len: usize) -> Result<Self> {
         cfg.validate()?;
         let w = &cfg.weights;
         let all: Vec<(f64, Box<dyn Excitation>)> = vec![
@@ -105,7 +106,7 @@ impl ExcitationSampler {
             ),
             (
                 w.kernel_synth,
-                Box::new(KernelSynth::new(cfg.kernel_synth.clone())),
+                Box::new(KernelSynth::new(cfg.kernel_synth.clone(), len)),
             ),
             (w.imf, Box::new(Imf::new(cfg.imf.clone()))),
         ];

@@ -61,7 +61,7 @@ impl Generator {
         cfg.validate()?;
         Ok(Generator {
             cfg: cfg.clone(),
-            excitations: ExcitationSampler::new(&cfg.excitation)?,
+            excitations: ExcitationSampler::new(&cfg.excitation, cfg.length)?,
             trees: TreeSampler::new(&cfg.symbolic)?,
             odes: OdeSampler::new(&cfg.ode)?,
         })

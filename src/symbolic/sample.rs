@@ -366,14 +366,12 @@ impl TreeSampler {
         let max_m = 10u32.pow(self.cfg.prefactor_digits) - 1;
         let m = rng.random_range(1..=max_m);
         let e = rng.random_range(self.cfg.prefactor_min_exponent..=self.cfg.prefactor_max_exponent);
-        let sign = if rng.random_bool(0.5) { "-" } else { "" };
-        // Build the value from its decimal text so the printed symbol parses to this exact f64.
-        let text = if e >= 0 {
-            format!("{sign}{}", m as u64 * 10u64.pow(e as u32))
+        let magnitude = nearest_decimal(m, e);
+        if rng.random_bool(0.5) {
+            -magnitude
         } else {
-            format!("{sign}{m}e{e}")
-        };
-        text.parse().expect("a formatted number parses")
+            magnitude
+        }
     }
 
     /// The reference's "reduced constants" affine form: children of +/- get `a·(.)`, unary
@@ -516,10 +514,41 @@ fn integer_constant(rng: &mut SampleRng, max_int: u32) -> f64 {
     }
 }
 
+/// Powers of ten that f64 holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The f64 nearest m·10^e, the value its decimal text parses to, so a printed symbol reads
+/// back to the constant it was evaluated with. With both factors exact, one correctly rounded
+/// product or quotient is that value, with no text built and parsed per constant (a third of
+/// tree sampling's time went there); outside 10^±22 the text is parsed.
+fn nearest_decimal(m: u32, e: i32) -> f64 {
+    match EXACT_POWERS_OF_TEN.get(e.unsigned_abs() as usize) {
+        Some(p) if e >= 0 => m as f64 * p,
+        Some(p) => m as f64 / p,
+        None => format!("{m}e{e}")
+            .parse()
+            .expect("a formatted number parses"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::sample_rng;
+
+    #[test]
+    fn prefactors_are_the_values_their_decimal_text_parses_to() {
+        let ms = (1..=999).chain([999_999, 123_457, 999_983]);
+        for m in ms {
+            for e in -30..=30 {
+                let text: f64 = format!("{m}e{e}").parse().unwrap();
+                assert_eq!(nearest_decimal(m, e).to_bits(), text.to_bits(), "{m}e{e}");
+            }
+        }
+    }
 
     #[test]
     fn skeleton_counts_match_catalan_numbers() {
