@@ -242,8 +242,8 @@ fn fft(a: &mut [(f64, f64)]) {
     }
 }
 
-/// The longest grid whose plans are kept: at this length the whole bank's plans take about
-/// 8 MB; longer grids compute each draw's plan afresh.
+/// The longest grid whose plans are kept: at this length the default bank's plans take about
+/// 8 MB (256 KB per periodic kernel); longer grids compute each draw's plan afresh.
 const MAX_PLANNED_LENGTH: usize = 1 << 14;
 
 /// Settings of the three parametric families' three kernels each, in bank order.
