@@ -12,14 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 recipe=$1 out=$2
 shift 2
+# Each draw is the recipe with its seed line replaced: without one, every draw would be the same.
+grep -q '^seed *=' "$recipe" || { echo "$recipe: no 'seed = N' line to vary" >&2; exit 1; }
 bin=${S2KIT:-target/release/s2kit}
 [ -n "${S2KIT:-}" ] || cargo build --quiet --release
 window=$(awk -F' *= *' '/^\[model.series\]/{s=1} s && /^length/{split($2, v, " "); print v[1]; exit}' "$recipe")
 # Step 0 reads no pairs, but pretrain opens a corpus whose series cover the window.
 "$bin" generate --config generators/s2.toml --length "$window" --samples 100 --seed 0 \
   --out "$out/corpus" --resume >/dev/null
-# Each draw is the recipe with its seed line replaced: without one, every draw would be the same.
-grep -q '^seed *=' "$recipe" || { echo "$recipe: no 'seed = N' line to vary" >&2; exit 1; }
 mkdir -p "$out/recipes"
 table="$out/random-init.tsv"
 [ -f "$table" ] || printf 'seed\tlevels\tGunPoint\tItalyPowerDemand\tBasicMotions\tJapaneseVowels\tmean\n' > "$table"

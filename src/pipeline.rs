@@ -508,7 +508,7 @@ pub fn format_table(report: &PipelineReport) -> String {
     let selection = match report.folds {
         0 => "on a hold-out of TRAIN".to_string(),
         k => {
-            format!("by {k}-fold cross-validation on TRAIN (one fold per case where it has fewer)")
+            format!("by {k}-fold cross-validation on TRAIN (one fold per case where TRAIN has fewer than {k} cases)")
         }
     };
     let head = match report.head {

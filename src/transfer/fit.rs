@@ -153,8 +153,8 @@ impl Trainer {
 }
 
 /// `order` in batches of `batch_size`, except that a last case left on its own joins the batch
-/// before it: the batch-norm head normalises over the batch alone, and one case has no
-/// variance. (A batch size of 1 asked for batches of one; that head refuses it.)
+/// before it: the batch-norm head normalises over the batch alone, and one case's normalised
+/// features are constant. (A batch size of 1 asked for batches of one; that head refuses it.)
 fn batches(order: &[u32], batch_size: usize) -> Vec<&[u32]> {
     let mut batches: Vec<&[u32]> = order.chunks(batch_size).collect();
     if batch_size > 1 && batches.len() > 1 && batches[batches.len() - 1].len() == 1 {

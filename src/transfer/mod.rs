@@ -308,7 +308,8 @@ impl TransferRequest {
             ));
         }
         if self.head == Head::BatchNorm && self.fit.batch_size == 1 {
-            // The head normalises over the batch alone: one case has no variance to divide by.
+            // The head normalises over the batch alone: one case has no spread, and its
+            // normalised features would be constant.
             return Err(Error::Request(
                 "--head batchnorm needs --batch-size of at least 2".into(),
             ));
