@@ -83,7 +83,8 @@ enum Step {
     BinaryLeafLeft(BinaryOp, Leaf),
     /// `c * top` and `c + top`: the prefactors' forms, the commonest steps, given their own
     /// steps so that they cost one dispatch instead of three. (IEEE products and sums are the
-    /// same in either operand order, and c is finite, so `top * c` is the same value.)
+    /// same in either operand order when c is not NaN, which no constant is, so `top * c` is the
+    /// same value.)
     ScaleBy(f64),
     Shift(f64),
 }
@@ -164,6 +165,10 @@ impl Program {
             let mut top = 0;
             for step in &self.steps {
                 match *step {
+                    Step::Push(Leaf::Const(c)) => {
+                        stack[top][..m].fill(c);
+                        top += 1;
+                    }
                     Step::Push(leaf) => {
                         let values = leaf.block(inputs, start, &mut scratch[..m]);
                         stack[top][..m].copy_from_slice(values);
@@ -310,6 +315,56 @@ mod tests {
             Expr::Binary(op, a, b) => {
                 let right = point_walk(b, env);
                 op.apply(point_walk(a, env), right)
+            }
+        }
+    }
+
+    #[test]
+    fn leaf_operands_keep_their_order() {
+        // Sub and Div with a leaf on either side, or on both: the default operators never draw
+        // these shapes (Div is off, and Sub's children always get a prefactor), but the ODE
+        // catalogue's right-hand sides are full of them.
+        let subtree = Expr::unary(UnaryOp::Sin, Expr::input(0));
+        let series_operands = [
+            Expr::constant(0.7),
+            Expr::input(1),
+            Expr::Var(Var::Time),
+            subtree.clone(),
+        ];
+        let inputs: Vec<Vec<f64>> = (0..2)
+            .map(|c| {
+                (0..40)
+                    .map(|k| (k as f64 * 0.3 + c as f64).cos() * 2.0)
+                    .collect()
+            })
+            .collect();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let point_operands: Vec<Expr> = series_operands
+            .iter()
+            .cloned()
+            .chain([Expr::state(1)])
+            .collect();
+        let mut stack = Vec::new();
+        for op in [BinaryOp::Sub, BinaryOp::Div] {
+            for a in &series_operands {
+                for b in &series_operands {
+                    let e = Expr::binary(op, a.clone(), b.clone());
+                    let (got, want) = (eval_series(&e, &inputs, 40), tree_walk(&e, &inputs, 40));
+                    assert_eq!(bits(&got), bits(&want), "{e}");
+                }
+            }
+            for a in &point_operands {
+                for b in &point_operands {
+                    let e = Expr::binary(op, a.clone(), b.clone());
+                    let program = Program::new(&e);
+                    let env = PointEnv {
+                        inputs: &[1.3, -0.4],
+                        states: &[0.2, 2.9],
+                        t: 0.6,
+                    };
+                    let (got, want) = (program.eval(&env, &mut stack), point_walk(&e, &env));
+                    assert_eq!(got.to_bits(), want.to_bits(), "{e}");
+                }
             }
         }
     }
