@@ -246,11 +246,15 @@ fn fft(a: &mut [(f64, f64)]) {
 /// 8 MB (256 KB per periodic kernel); longer grids compute each draw's plan afresh.
 const MAX_PLANNED_LENGTH: usize = 1 << 14;
 
-/// Settings of the three parametric families' three kernels each, in bank order.
-const LINEAR_SIGMA0: [f64; 3] = [0.0, 1.0, 10.0];
-const RBF_LENGTHS: [f64; 3] = [0.1, 1.0, 10.0];
-const RQ_ALPHAS: [f64; 3] = [0.1, 1.0, 10.0];
-const WHITE_LEVELS: [f64; 3] = [0.1, 1.0, 2.0];
+/// The bank's parametric families (linear, RBF, rational quadratic, white) and settings of each.
+const FAMILIES: usize = 4;
+const SETTINGS: usize = 3;
+
+/// Settings of the parametric families' kernels, in bank order.
+const LINEAR_SIGMA0: [f64; SETTINGS] = [0.0, 1.0, 10.0];
+const RBF_LENGTHS: [f64; SETTINGS] = [0.1, 1.0, 10.0];
+const RQ_ALPHAS: [f64; SETTINGS] = [0.1, 1.0, 10.0];
+const WHITE_LEVELS: [f64; SETTINGS] = [0.1, 1.0, 2.0];
 
 pub struct KernelSynth {
     cfg: KernelSynthConfig,
@@ -278,9 +282,9 @@ impl KernelSynth {
         synth
     }
 
-    /// The bank: every periodic kernel, three settings of each parametric family, a constant.
+    /// The bank: every periodic kernel, each parametric family's settings, a constant.
     fn bank_size(&self) -> usize {
-        self.cfg.periods.len() + 3 * 4 + 1
+        self.cfg.periods.len() + FAMILIES * SETTINGS + 1
     }
 
     /// Kernel `k` of the bank, on a grid of `len` points.
@@ -289,7 +293,7 @@ impl KernelSynth {
         if k < n_periodic {
             return Kernel::Periodic(self.cfg.periods[k] / len as f64);
         }
-        let (family, setting) = ((k - n_periodic) / 3, (k - n_periodic) % 3);
+        let (family, setting) = ((k - n_periodic) / SETTINGS, (k - n_periodic) % SETTINGS);
         match family {
             0 => Kernel::Linear(LINEAR_SIGMA0[setting]),
             1 => Kernel::Rbf(RBF_LENGTHS[setting]),
@@ -303,15 +307,16 @@ impl KernelSynth {
     /// its settings: the index of a kernel in the bank.
     fn random_kernel(&self, rng: &mut SampleRng) -> usize {
         let n_periodic = self.cfg.periods.len();
-        let k = rng.random_range(0..n_periodic + 3 * 4 + 1);
+        // As many slots as kernels, each family's SETTINGS slots then choosing one setting.
+        let k = rng.random_range(0..self.bank_size());
         if k < n_periodic {
             return k;
         }
-        let family = (k - n_periodic) / 3;
-        if family < 4 {
-            n_periodic + 3 * family + rng.random_range(0..3)
+        let family = (k - n_periodic) / SETTINGS;
+        if family < FAMILIES {
+            n_periodic + SETTINGS * family + rng.random_range(0..SETTINGS)
         } else {
-            n_periodic + 3 * 4
+            n_periodic + SETTINGS * FAMILIES
         }
     }
 

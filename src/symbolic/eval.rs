@@ -66,6 +66,11 @@ impl Leaf {
     }
 }
 
+/// `into[k] = f(into[k], other[k])` over a block.
+fn combine(into: &mut [f64], other: &[f64], f: impl Fn(f64, f64) -> f64) {
+    into.iter_mut().zip(other).for_each(|(a, b)| *a = f(*a, *b));
+}
+
 /// One step of a [`Program`].
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -178,10 +183,7 @@ impl Program {
                         let values = left.block(inputs, start, &mut scratch[..m]);
                         stack[top][..m].copy_from_slice(values);
                         let right = right.block(inputs, start, &mut scratch[..m]);
-                        stack[top][..m]
-                            .iter_mut()
-                            .zip(right)
-                            .for_each(|(l, r)| *l = op.apply(*l, *r));
+                        combine(&mut stack[top][..m], right, |l, r| op.apply(l, r));
                         top += 1;
                     }
                     Step::Unary(op) => {
@@ -192,32 +194,21 @@ impl Program {
                     Step::Binary(op) => {
                         top -= 1;
                         let (below, above) = stack.split_at_mut(top);
-                        let right = &above[0][..m];
-                        let left = &mut below[top - 1][..m];
-                        left.iter_mut()
-                            .zip(right)
-                            .for_each(|(l, r)| *l = op.apply(*l, *r));
+                        combine(&mut below[top - 1][..m], &above[0][..m], |l, r| {
+                            op.apply(l, r)
+                        });
                     }
                     Step::BinaryLeafRight(op, leaf) => {
                         let right = leaf.block(inputs, start, &mut scratch[..m]);
-                        stack[top - 1][..m]
-                            .iter_mut()
-                            .zip(right)
-                            .for_each(|(l, r)| *l = op.apply(*l, *r));
+                        combine(&mut stack[top - 1][..m], right, |l, r| op.apply(l, r));
                     }
                     Step::BinaryLeafLeft(op, leaf) => {
                         let left = leaf.block(inputs, start, &mut scratch[..m]);
-                        stack[top - 1][..m]
-                            .iter_mut()
-                            .zip(left)
-                            .for_each(|(r, l)| *r = op.apply(*l, *r));
+                        combine(&mut stack[top - 1][..m], left, |r, l| op.apply(l, r));
                     }
                     Step::PushScaled(c, leaf) => {
                         let values = leaf.block(inputs, start, &mut scratch[..m]);
-                        stack[top][..m]
-                            .iter_mut()
-                            .zip(values)
-                            .for_each(|(v, x)| *v = c * *x);
+                        combine(&mut stack[top][..m], values, |_, x| c * x);
                         top += 1;
                     }
                     Step::ScaleBy(c) => stack[top - 1][..m].iter_mut().for_each(|v| *v *= c),
