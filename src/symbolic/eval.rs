@@ -148,7 +148,8 @@ impl Program {
                 _ => unreachable!("leaves are emitted above"),
             }
         }
-        let (mut steps, mut depth) = (Vec::new(), 0);
+        // A program has at most one step per node; reserving them saves the regrowth.
+        let (mut steps, mut depth) = (Vec::with_capacity(expr.size()), 0);
         emit(expr, &mut steps, 0, &mut depth);
         Program { steps, depth }
     }

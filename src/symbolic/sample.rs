@@ -266,16 +266,20 @@ impl TreeSampler {
     /// all such trees. Nodes are stored in creation order; `None` marks a leaf.
     fn skeleton(&self, rng: &mut SampleRng, n_ops: usize) -> Vec<SkeletonNode> {
         let d = &self.skeletons;
-        let mut nodes = vec![SkeletonNode::Leaf];
+        let mut nodes = Vec::with_capacity(2 * n_ops + 1);
+        nodes.push(SkeletonNode::Leaf);
         // Indices of still-empty slots, in the order they were created.
-        let mut empty: Vec<usize> = vec![0];
+        let mut empty: Vec<usize> = Vec::with_capacity(2 * n_ops + 1);
+        empty.push(0);
+        let mut weights: Vec<f64> = Vec::with_capacity(n_ops + 1);
         let mut cursor = 0usize;
         let mut remaining = n_ops;
         while remaining > 0 {
             let n_empty = empty.len() - cursor;
-            let weights: Vec<f64> = (0..n_empty)
-                .map(|i| d[remaining - 1][n_empty - i + 1] / d[remaining][n_empty])
-                .collect();
+            weights.clear();
+            weights.extend(
+                (0..n_empty).map(|i| d[remaining - 1][n_empty - i + 1] / d[remaining][n_empty]),
+            );
             let skip = WeightedIndex::new(&weights)
                 .map(|w| w.sample(rng))
                 .unwrap_or(0);
