@@ -82,8 +82,18 @@ fn encode_chunk(raw: Vec<u8>, compression: Compression, elem_size: usize) -> Chu
 /// lzf into a buffer no larger than the input, as the lzf filter does; data that does not
 /// shrink is stored as it is, with the filter's bit set.
 fn lzf_or_raw(raw: Vec<u8>, skipped_bit: u32) -> Chunk {
+    coded_or_raw(raw, skipped_bit, lzf_into)
+}
+
+/// `raw` coded by `code` into a buffer of its own size, or `raw` as it is with the filter's
+/// bit set when the code does not fit.
+fn coded_or_raw(
+    raw: Vec<u8>,
+    skipped_bit: u32,
+    code: impl FnOnce(&[u8], &mut [u8]) -> Option<usize>,
+) -> Chunk {
     let mut out = vec![0u8; raw.len()];
-    match lzf_into(&raw, &mut out) {
+    match code(&raw, &mut out) {
         Some(n) => {
             out.truncate(n);
             Chunk {
@@ -115,37 +125,28 @@ const LZF_MAX_LITERAL: usize = 32;
 /// the pieces laid end to end are one valid lzf stream of the whole chunk, and the filter
 /// decodes it as usual.
 fn lzf_planes_or_raw(shuffled: Vec<u8>, elem_size: usize, skipped_bit: u32) -> Chunk {
-    if shuffled.is_empty() {
-        return lzf_or_raw(shuffled, skipped_bit);
-    }
-    let mut out = vec![0u8; shuffled.len()];
-    let mut used = 0;
-    for plane in shuffled.chunks(shuffled.len() / elem_size) {
-        let body_len = plane.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        let (body, zeros) = plane.split_at(body_len);
-        let written = lzf_probed_into(body, &mut out[used..])
-            .and_then(|b| lzf_zeros_into(zeros, &mut out[used + b..]).map(|z| b + z));
-        let Some(n) = written else {
-            return Chunk {
-                bytes: shuffled,
-                filter_mask: skipped_bit,
-            };
-        };
-        used += n;
-    }
-    out.truncate(used);
-    Chunk {
-        bytes: out,
-        filter_mask: 0,
-    }
+    coded_or_raw(shuffled, skipped_bit, |shuffled, out| {
+        if shuffled.is_empty() {
+            return None;
+        }
+        let mut used = 0;
+        for plane in shuffled.chunks(shuffled.len() / elem_size) {
+            let body_len = plane.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            let (body, zeros) = plane.split_at(body_len);
+            if !body.is_empty() {
+                used += lzf_probed_into(body, &mut out[used..])?;
+            }
+            if !zeros.is_empty() {
+                used += lzf_into(zeros, &mut out[used..])?;
+            }
+        }
+        Some(used)
+    })
 }
 
 /// lzf of `input` into `out`, or literal runs when lzf does not shrink the first
 /// `LZF_PROBE` bytes: the bytes written, or `None` when they do not fit.
 fn lzf_probed_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    if input.is_empty() {
-        return Some(0);
-    }
     let head = &input[..input.len().min(LZF_PROBE)];
     let mut probe = [0u8; LZF_PROBE];
     let shrinks = lzf_into(head, &mut probe[..head.len()]).is_some_and(|n| n < head.len());
@@ -154,14 +155,6 @@ fn lzf_probed_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
     } else {
         lzf_literals_into(input, out)
     }
-}
-
-/// lzf of a run of zero bytes, which may be empty, into `out`.
-fn lzf_zeros_into(zeros: &[u8], out: &mut [u8]) -> Option<usize> {
-    if zeros.is_empty() {
-        return Some(0);
-    }
-    lzf_into(zeros, out)
 }
 
 /// lzf of `input` into `out`: the bytes written, or `None` when the result does not fit.
