@@ -5,6 +5,7 @@ use super::recipe::ModelRecipe;
 use crate::model::{SeriesConfig, SymbolConfig, TransformerConfig};
 use crate::symbolic::tokens::{Tokenizer, PAD};
 use candle_core::{DType, Device, Tensor};
+use rand::Rng;
 
 fn transformer() -> TransformerConfig {
     TransformerConfig {
@@ -32,12 +33,18 @@ pub fn tiny_model(symbols: bool) -> ModelRecipe {
     }
 }
 
-/// Four random windows with four short expressions; every other patch masked; every real
+/// Four random (seeded) windows with four short expressions; every other patch masked; every real
 /// token of the first expression and two of the last scored by masked-symbol modelling.
 pub fn batch(cfg: &ModelRecipe) -> PairBatch {
     let dev = Device::Cpu;
     let (b, n, l) = (4, cfg.series.patches(), cfg.series.length);
-    let series = Tensor::randn(0f32, 1.0, (b, l), &dev).unwrap();
+    // From our seeded stream: candle's CPU randn cannot be seeded, and an unseeded batch made
+    // the objectives' loss tests pass or fail by chance.
+    let mut rng = crate::rng::sample_rng(5, 0);
+    let values: Vec<f32> = (0..b * l)
+        .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32)
+        .collect();
+    let series = Tensor::from_vec(values, (b, l), &dev).unwrap();
     let tok = Tokenizer::default();
     let ids: Vec<u32> = ["(x0 + 1.5)", "sin(x1)", "((-2) * x0)", "exp(x0)"]
         .iter()
