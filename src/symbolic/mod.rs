@@ -186,6 +186,12 @@ impl Expr {
         }
     }
 
+    /// Replaces this node by `f(node)`, e.g. to wrap it in a new parent, in place.
+    fn replace_with(&mut self, f: impl FnOnce(Expr) -> Expr) {
+        let node = std::mem::replace(self, Expr::Const(0.0));
+        *self = f(node);
+    }
+
     fn is_additive(&self) -> bool {
         matches!(self, Expr::Binary(BinaryOp::Add | BinaryOp::Sub, _, _))
     }

@@ -327,20 +327,22 @@ impl TreeSampler {
             *k = true;
         }
         keep.shuffle(rng);
-        let mut next_slot = 0usize;
-        self.wrap_children(rng, tree, &keep, &mut next_slot, dist)
+        let (mut tree, mut next_slot) = (tree, 0usize);
+        self.wrap_children(rng, &mut tree, &keep, &mut next_slot, dist);
+        tree
     }
 
-    /// Visits slots in the same pre-order as `count_unary_slots`.
+    /// Visits slots in the same pre-order as `count_unary_slots`. Works in place, so the
+    /// tree's nodes are not freed and allocated again.
     fn wrap_children(
         &self,
         rng: &mut SampleRng,
-        tree: Expr,
+        tree: &mut Expr,
         keep: &[bool],
         next_slot: &mut usize,
         dist: &WeightedIndex<f64>,
-    ) -> Expr {
-        let wrap = |child: Expr, rng: &mut SampleRng, next_slot: &mut usize| {
+    ) {
+        let wrap = |child: &mut Expr, rng: &mut SampleRng, next_slot: &mut usize| {
             let mut op = None;
             if child.size() < self.cfg.max_unary_depth {
                 if keep[*next_slot] {
@@ -348,20 +350,18 @@ impl TreeSampler {
                 }
                 *next_slot += 1;
             }
-            let inner = self.wrap_children(rng, child, keep, next_slot, dist);
-            match op {
-                Some(op) => Expr::unary(op, inner),
-                None => inner,
+            self.wrap_children(rng, child, keep, next_slot, dist);
+            if let Some(op) = op {
+                child.replace_with(|inner| Expr::unary(op, inner));
             }
         };
         match tree {
-            Expr::Binary(op, a, b) => {
-                let a = wrap(*a, rng, next_slot);
-                let b = wrap(*b, rng, next_slot);
-                Expr::binary(op, a, b)
+            Expr::Binary(_, a, b) => {
+                wrap(a, rng, next_slot);
+                wrap(b, rng, next_slot);
             }
-            Expr::Unary(op, a) => Expr::unary(op, wrap(*a, rng, next_slot)),
-            leaf => leaf,
+            Expr::Unary(_, a) => wrap(a, rng, next_slot),
+            Expr::Const(_) | Expr::Var(_) => {}
         }
     }
 
@@ -382,8 +382,8 @@ impl TreeSampler {
     /// arguments get `a + b·(.)`, and the root gets `a + (.)` (with `a·(.)` if nothing else
     /// added a scale).
     fn add_prefactors(&self, rng: &mut SampleRng, tree: Expr) -> Expr {
-        let mut added = false;
-        let tree = self.prefactors_below(rng, tree, &mut added);
+        let (mut tree, mut added) = (tree, false);
+        self.prefactors_below(rng, &mut tree, &mut added);
         let tree = if added {
             tree
         } else {
@@ -392,47 +392,42 @@ impl TreeSampler {
         Expr::plus(Expr::constant(self.prefactor(rng)), tree)
     }
 
-    fn prefactors_below(&self, rng: &mut SampleRng, tree: Expr, added: &mut bool) -> Expr {
+    /// In place, like `wrap_children`.
+    fn prefactors_below(&self, rng: &mut SampleRng, tree: &mut Expr, added: &mut bool) {
         match tree {
-            Expr::Binary(op @ (BinaryOp::Add | BinaryOp::Sub), a, b) => {
-                let mut scale = |child: Expr, rng: &mut SampleRng| {
+            Expr::Binary(BinaryOp::Add | BinaryOp::Sub, a, b) => {
+                let mut scale = |child: &mut Expr, rng: &mut SampleRng| {
                     let additive = child.is_additive();
-                    let child = self.prefactors_below(rng, child, added);
-                    if additive {
-                        child
-                    } else {
+                    self.prefactors_below(rng, child, added);
+                    if !additive {
                         *added = true;
-                        Expr::times(Expr::constant(self.prefactor(rng)), child)
+                        let c = self.prefactor(rng);
+                        child.replace_with(|inner| Expr::times(Expr::constant(c), inner));
                     }
                 };
-                let a = scale(*a, rng);
-                let b = scale(*b, rng);
-                Expr::binary(op, a, b)
+                scale(a, rng);
+                scale(b, rng);
             }
-            Expr::Unary(op, a) => {
+            Expr::Unary(_, a) => {
                 let additive = a.is_additive();
-                let inner = self.prefactors_below(rng, *a, added);
-                if additive {
-                    Expr::unary(op, inner)
-                } else {
+                self.prefactors_below(rng, a, added);
+                if !additive {
                     *added = true;
                     let shift = self.prefactor(rng);
                     let scale = self.prefactor(rng);
-                    Expr::unary(
-                        op,
+                    a.replace_with(|inner| {
                         Expr::plus(
                             Expr::constant(shift),
                             Expr::times(Expr::constant(scale), inner),
-                        ),
-                    )
+                        )
+                    });
                 }
             }
-            Expr::Binary(op, a, b) => {
-                let a = self.prefactors_below(rng, *a, added);
-                let b = self.prefactors_below(rng, *b, added);
-                Expr::binary(op, a, b)
+            Expr::Binary(_, a, b) => {
+                self.prefactors_below(rng, a, added);
+                self.prefactors_below(rng, b, added);
             }
-            leaf => leaf,
+            Expr::Const(_) | Expr::Var(_) => {}
         }
     }
 }
