@@ -112,13 +112,13 @@ impl ForecastPfn {
     pub fn new(cfg: ForecastPfnConfig) -> Self {
         ForecastPfn {
             cfg,
-            minute: Calendar::new(10, 60.0, |d| int_mod((d * 1440.0).floor(), 60)),
-            hour: Calendar::new(10, 24.0, |d| int_mod((d * 24.0).floor(), 24)),
+            minute: Calendar::new(10, 60.0, |d| int_mod(floor(d * 1440.0), 60)),
+            hour: Calendar::new(10, 24.0, |d| int_mod(floor(d * 24.0), 24)),
             year: Calendar::new(6, 12.0, |d| {
-                (d.rem_euclid(DAYS_PER_YEAR) / DAYS_PER_MONTH).floor() + 1.0
+                floor(rem_euclid(d, DAYS_PER_YEAR) / DAYS_PER_MONTH) + 1.0
             }),
-            month: Calendar::new(10, 30.5, |d| d.rem_euclid(DAYS_PER_MONTH).floor() + 1.0),
-            week: Calendar::new(4, 7.0, |d| int_mod(d.floor(), 7)),
+            month: Calendar::new(10, 30.5, |d| floor(rem_euclid(d, DAYS_PER_MONTH)) + 1.0),
+            week: Calendar::new(4, 7.0, |d| int_mod(floor(d), 7)),
         }
     }
 
@@ -150,7 +150,7 @@ impl ForecastPfn {
 
         let days: Vec<f64> = (0..len).map(|i| start + i as f64 * step).collect();
         // As in the reference, trends advance in whole days.
-        let elapsed: Vec<f64> = days.iter().map(|d| d.floor() - start.floor()).collect();
+        let elapsed: Vec<f64> = days.iter().map(|d| floor(*d) - floor(start)).collect();
         let span = *elapsed.last().unwrap_or(&0.0);
 
         // Each seasonal factor is 1 + amplitude · (normalised Fourier series of a calendar
@@ -200,6 +200,40 @@ impl ForecastPfn {
                 trend * seasonal[i] * noise
             })
             .collect()
+    }
+}
+
+/// From +0 up to this, the fast paths of `floor` and `rem_euclid` are exact.
+const SMALL: f64 = (1u64 << 40) as f64;
+
+fn small(x: f64) -> bool {
+    x.is_sign_positive() && x < SMALL
+}
+
+/// `x.floor()`, bit for bit. A baseline x86-64 build has no rounding instruction and calls a
+/// software floor; for +0 <= x < 2^40 truncating to an integer is the same and much cheaper.
+fn floor(x: f64) -> f64 {
+    if small(x) {
+        x as u64 as f64
+    } else {
+        x.floor()
+    }
+}
+
+/// `x.rem_euclid(p)`, bit for bit, without the software fmod, for a period `p` > 1 of at most
+/// 13 significant bits (365.25 and its twelfth have 11 and 9). For +0 <= x < 2^40, q = ⌊x/p⌋ is
+/// the true quotient or one more (x/p rounded up to a whole number); q·p is exact (at most 53
+/// bits), x − q·p is exact by Sterbenz's lemma, and so is adding p back to a negative
+/// remainder, since the true remainder is representable.
+fn rem_euclid(x: f64, p: f64) -> f64 {
+    if !small(x) {
+        return x.rem_euclid(p);
+    }
+    let r = x - floor(x / p) * p;
+    if r < 0.0 {
+        r + p
+    } else {
+        r
     }
 }
 
@@ -276,6 +310,22 @@ mod tests {
         let w = transition_weights(1000);
         assert!((w[199] - 0.1).abs() < 1e-9);
         assert!((w[799] - 0.9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn calendar_arithmetic_matches_std_bit_for_bit() {
+        let mut rng = sample_rng(14, 0);
+        let multiples = (0..2000).map(|k| k as f64 * DAYS_PER_YEAR);
+        let near = multiples.flat_map(|m| [m.next_down(), m, m.next_up()]);
+        let random = (0..200_000).map(|_| rng.random_range(0.0..60_000.0));
+        let extremes = [0.0, -0.0, -3.5, 1e13, 2.0f64.powi(40), f64::MAX];
+        for x in near.chain(random).chain(extremes) {
+            assert_eq!(floor(x).to_bits(), x.floor().to_bits(), "floor({x})");
+            for p in [DAYS_PER_YEAR, DAYS_PER_MONTH] {
+                let (got, want) = (rem_euclid(x, p), x.rem_euclid(p));
+                assert_eq!(got.to_bits(), want.to_bits(), "{x} mod {p}");
+            }
+        }
     }
 
     #[test]
