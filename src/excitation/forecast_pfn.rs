@@ -214,7 +214,7 @@ fn small(x: f64) -> bool {
 /// software floor; for +0 <= x < 2^40 truncating to an integer is the same and much cheaper.
 fn floor(x: f64) -> f64 {
     if small(x) {
-        x as u64 as f64
+        x as i64 as f64
     } else {
         x.floor()
     }
