@@ -452,16 +452,19 @@ fn skeleton_counts(max_ops: usize) -> Vec<Vec<f64>> {
 }
 
 fn count_unary_slots(tree: &Expr, max_depth: usize, count: &mut usize) {
-    let children: Vec<&Expr> = match tree {
-        Expr::Binary(_, a, b) => vec![a, b],
-        Expr::Unary(_, a) => vec![a],
-        _ => vec![],
-    };
-    for c in children {
-        if c.size() < max_depth {
+    let mut visit = |child: &Expr| {
+        if child.size() < max_depth {
             *count += 1;
         }
-        count_unary_slots(c, max_depth, count);
+        count_unary_slots(child, max_depth, count);
+    };
+    match tree {
+        Expr::Binary(_, a, b) => {
+            visit(a);
+            visit(b);
+        }
+        Expr::Unary(_, a) => visit(a),
+        Expr::Const(_) | Expr::Var(_) => {}
     }
 }
 
