@@ -154,7 +154,7 @@ impl Generator {
         let program = Program::new(tree);
         let y = program.eval_series(&inputs.values, len, |_, block| check_values(block, v))?;
         let sd = check_spread(&y, v)?;
-        program.eval_series(&inputs.perturbed, len, |start, block| {
+        program.visit_series(&inputs.perturbed, len, |start, block| {
             check_conditioning(&y, sd, start, block, v.max_condition)
         })?;
         Ok(y)

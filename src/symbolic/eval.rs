@@ -163,7 +163,23 @@ impl Program {
         len: usize,
         mut check: impl FnMut(usize, &[f64]) -> Result<(), E>,
     ) -> Result<Vec<f64>, E> {
-        let mut out = vec![0.0; len];
+        let mut out = Vec::with_capacity(len);
+        self.visit_series(inputs, len, |start, block| {
+            check(start, block)?;
+            out.extend_from_slice(block);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Program::eval_series`] without keeping the series: `visit(start, block)` sees each
+    /// block in order, and may stop the evaluation with an error.
+    pub fn visit_series<E>(
+        &self,
+        inputs: &[Vec<f64>],
+        len: usize,
+        mut visit: impl FnMut(usize, &[f64]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut stack = vec![[0.0f64; BLOCK]; self.depth];
         let mut scratch = [0.0f64; BLOCK];
         for start in (0..len).step_by(BLOCK) {
@@ -216,11 +232,9 @@ impl Program {
                     Step::Shift(c) => stack[top - 1][..m].iter_mut().for_each(|v| *v += c),
                 }
             }
-            let block = &mut out[start..start + m];
-            block.copy_from_slice(&stack[0][..m]);
-            check(start, block)?;
+            visit(start, &stack[0][..m])?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The value at `env`; `stack` is scratch space, reused between calls.
