@@ -209,7 +209,7 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let conv = Conv1d::dilated(2, 3, 3, 4, vb).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (2, 2, 20), &dev).unwrap();
+        let x = crate::ops::testing::randn(&[2, 2, 20], 1.0);
         let reference = x
             .conv1d(&conv.weight, 0, 1, 4, 1)
             .unwrap()
@@ -226,7 +226,7 @@ mod tests {
         let varmap = VarMap::new();
         let conv =
             Conv1d::new(2, 4, 5, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (3, 2, 20), &dev).unwrap();
+        let x = crate::ops::testing::randn(&[3, 2, 20], 1.0);
         let reference = x
             .conv1d(&conv.weight, 0, 1, 1, 1)
             .unwrap()

@@ -134,7 +134,7 @@ mod tests {
         let encoder = EncoderConfig::Fcn(FcnConfig::default())
             .build(&varmap, &device)
             .unwrap();
-        let x = Tensor::randn(0f32, 1.0, (4, 37), &device).unwrap();
+        let x = crate::ops::testing::randn(&[4, 37], 1.0);
         let f = encoder.forward_t(&x, true).unwrap();
         assert_eq!(f.dims(), &[4, 128]);
         let loss = f.sqr().unwrap().mean_all().unwrap();
@@ -158,7 +158,7 @@ mod tests {
         });
         let varmap = VarMap::new();
         let encoder = cfg.build(&varmap, &device).unwrap();
-        let x = (Tensor::randn(0f32, 1.0, (8, 20), &device).unwrap() * 3.0).unwrap();
+        let x = crate::ops::testing::randn(&[8, 20], 3.0);
         encoder.forward_t(&x, true).unwrap(); // moves the running statistics
         let before = encoder.forward_t(&x, false).unwrap();
         save_encoder(dir.path(), &cfg, &varmap).unwrap();

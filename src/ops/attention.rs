@@ -215,7 +215,7 @@ mod tests {
 
     fn inputs(b: usize, t: usize, d: usize) -> (Tensor, Tensor) {
         let dev = Device::Cpu;
-        let qkv = (Tensor::randn(0f32, 1.0, (b, t, 3 * d), &dev).unwrap() * 2.0).unwrap();
+        let qkv = crate::ops::testing::randn(&[b, t, 3 * d], 2.0);
         // the last two keys of every other case are padding
         let bias: Vec<f32> = (0..b * t)
             .map(|i| {
@@ -246,7 +246,7 @@ mod tests {
         let (qkv, bias) = inputs(2, 6, 8);
         let out = attention(&qkv, &bias, 2).unwrap();
         // changing the padded keys' values (case 1, tokens 4 and 5) leaves every output alike
-        let noise = Tensor::randn(0f32, 5.0, (1, 2, 24), &Device::Cpu).unwrap();
+        let noise = crate::ops::testing::randn(&[1, 2, 24], 5.0);
         let changed = qkv.slice_assign(&[1..2, 4..6, 0..24], &noise).unwrap();
         let out2 = attention(&changed, &bias, 2).unwrap();
         let unpadded = |o: &Tensor| o.narrow(1, 0, 4).unwrap();

@@ -164,16 +164,15 @@ mod tests {
 
     #[test]
     fn info_nce_of_row_blocks_adds_up_to_the_whole_batch() {
-        let dev = Device::Cpu;
         let unit = |x: Tensor| {
             x.broadcast_div(&x.sqr().unwrap().sum_keepdim(1).unwrap().sqrt().unwrap())
                 .unwrap()
         };
-        let online = unit(Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap());
-        let momentum = unit(Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap());
+        let online = unit(crate::ops::testing::randn(&[3, 4], 1.0));
+        let momentum = unit(crate::ops::testing::randn(&[3, 4], 1.0));
         let (batch, queue) = (
-            unit(Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap()),
-            unit(Tensor::randn(0f32, 1.0, (4, 4), &dev).unwrap()),
+            unit(crate::ops::testing::randn(&[3, 4], 1.0)),
+            unit(crate::ops::testing::randn(&[4, 4], 1.0)),
         );
         let bank = Bank {
             batch: &batch,

@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn latents_are_causal_one_per_patch() {
         let (t, _, _) = tokenizer(4);
-        let x = Tensor::randn(0f32, 1.0, (2, 16), &Device::Cpu).unwrap();
+        let x = crate::ops::testing::randn(&[2, 16], 1.0);
         let z = t.latents(&x).unwrap();
         assert_eq!(z.dims(), &[2, 4, 2]);
         // Changing the last patch's values leaves the earlier patches' latents alone.

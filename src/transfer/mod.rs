@@ -1167,7 +1167,7 @@ mod tests {
     #[test]
     fn transferred_encoders_carry_the_pretrained_weights() {
         let root = tempfile::tempdir().unwrap();
-        let x = Tensor::randn(0f32, 1.0, (3, 32), &Device::Cpu).unwrap();
+        let x = crate::ops::testing::randn(&[3, 32], 1.0);
         let (a, b) = (root.path().join("a"), root.path().join("b"));
         let ((own_a, readout_a), (own_b, readout_b)) =
             (pretrained(&a, 1, &x), pretrained(&b, 2, &x));
@@ -1189,7 +1189,7 @@ mod tests {
     #[test]
     fn every_weight_of_a_batchnorm_head_classifier_gets_a_gradient() {
         let root = tempfile::tempdir().unwrap();
-        let x = Tensor::randn(0f32, 1.0, (4, 32), &Device::Cpu).unwrap();
+        let x = crate::ops::testing::randn(&[4, 32], 1.0);
         pretrained(root.path(), 1, &x);
         let (model, varmap) = classifier(root.path(), Protocol::Finetune, Head::BatchNorm);
         let logits = model.logits(&x.unsqueeze(1).unwrap(), true).unwrap();
