@@ -10,7 +10,7 @@ use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
 use crate::rng::{sample_rng, uniform, SampleRng};
 use crate::store::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
-use crate::symbolic::{Program, TreeSampler};
+use crate::symbolic::{Expr, FlatTree, Program, TreeSampler};
 use rand::Rng;
 
 /// Everything needed to draw samples; built once, shared read-only by all threads.
@@ -132,7 +132,7 @@ impl Generator {
                 let Some((tree, y)) = found else {
                     continue 'candidate;
                 };
-                symbols.push(tree.to_string());
+                symbols.push(Expr::from(&tree).to_string());
                 outputs.push(y);
             }
             return inputs.into_sample(id, SampleKind::Explicit, NOT_ODE, &outputs, symbols, tally);
@@ -145,11 +145,7 @@ impl Generator {
 
     /// The output of `tree` on `inputs`, if it passes every check. Blocks are checked as
     /// they are evaluated, so most rejected trees cost a fraction of a series.
-    fn evaluate(
-        &self,
-        tree: &crate::symbolic::Expr,
-        inputs: &Inputs,
-    ) -> Result<Vec<f64>, Rejection> {
+    fn evaluate(&self, tree: &FlatTree, inputs: &Inputs) -> Result<Vec<f64>, Rejection> {
         let (v, len) = (&self.cfg.validation, self.cfg.length);
         let program = Program::new(tree);
         let y = program.eval_series(&inputs.values, len, |_, block| check_values(block, v))?;

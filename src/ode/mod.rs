@@ -48,7 +48,7 @@ impl OdeProblem {
         let dt = self.t_end / (len.max(2) - 1) as f64;
         let grid: Vec<f64> = (0..len).map(|k| k as f64 * dt).collect();
         let mut x_now = vec![0.0; forcing.len()];
-        let programs: Vec<Program> = self.rhs.iter().map(Program::new).collect();
+        let programs: Vec<Program> = self.rhs.iter().map(Program::of_expr).collect();
         let mut stack = Vec::new();
         let mut rhs = |interval: usize, t: f64, y: &[f64], dy: &mut [f64]| {
             let frac = ((t - grid[interval]) / dt).clamp(0.0, 1.0);

@@ -66,7 +66,7 @@ pub fn build(cfg: &RandomRhsConfig, trees: &TreeSampler, rng: &mut SampleRng) ->
     }
     let rhs = (0..n_states)
         .map(|j| {
-            let f = trees.sample_over(rng, &vars);
+            let f = Expr::from(&trees.sample_over(rng, &vars));
             let damping = rounded(rng, cfg.damping);
             Expr::minus(f, Expr::times(Expr::constant(damping), Expr::state(j)))
         })

@@ -1,6 +1,7 @@
 //! Evaluation. Expressions are flattened once into a postfix [`Program`]: ODE solvers run it
 //! at single time points, explicit samples over whole series a block of points at a time.
 
+use super::flat::{FlatTree, Node, NodeId};
 use super::{BinaryOp, Expr, UnaryOp, Var};
 
 /// Points per block of series evaluation: enough to amortise the dispatch per step, few
@@ -24,13 +25,13 @@ enum Leaf {
 }
 
 impl Leaf {
-    fn of(e: &Expr) -> Option<Leaf> {
-        match e {
-            Expr::Const(c) => Some(Leaf::Const(*c)),
-            Expr::Var(Var::Input(i)) => Some(Leaf::Input(*i)),
-            Expr::Var(Var::State(j)) => Some(Leaf::State(*j)),
-            Expr::Var(Var::Time) => Some(Leaf::Time),
-            _ => None,
+    fn of(node: Node) -> Option<Leaf> {
+        match node {
+            Node::Const(c) => Some(Leaf::Const(c)),
+            Node::Var(Var::Input(i)) => Some(Leaf::Input(i)),
+            Node::Var(Var::State(j)) => Some(Leaf::State(j)),
+            Node::Var(Var::Time) => Some(Leaf::Time),
+            Node::Unary(..) | Node::Binary(..) => None,
         }
     }
 
@@ -109,49 +110,56 @@ pub struct Program {
 }
 
 impl Program {
-    pub fn new(expr: &Expr) -> Program {
-        /// Emits `e`, whose value lands at stack position `height`.
-        fn emit(e: &Expr, steps: &mut Vec<Step>, height: usize, depth: &mut usize) {
+    pub fn new(tree: &FlatTree) -> Program {
+        /// Emits node `id`, whose value lands at stack position `height`.
+        fn emit(t: &FlatTree, id: NodeId, steps: &mut Vec<Step>, height: usize, depth: &mut usize) {
             *depth = (*depth).max(height + 1);
-            if let Some(leaf) = Leaf::of(e) {
+            let node = t.node(id);
+            if let Some(leaf) = Leaf::of(node) {
                 steps.push(Step::Push(leaf));
                 return;
             }
-            match e {
-                Expr::Unary(op, a) => {
-                    emit(a, steps, height, depth);
-                    steps.push(Step::Unary(*op));
+            match node {
+                Node::Unary(op, a) => {
+                    emit(t, a, steps, height, depth);
+                    steps.push(Step::Unary(op));
                 }
-                Expr::Binary(op, a, b) => match (Leaf::of(a), Leaf::of(b)) {
+                Node::Binary(op, a, b) => match (Leaf::of(t.node(a)), Leaf::of(t.node(b))) {
                     (Some(left), Some(right)) => steps.push(match (op, left) {
                         (BinaryOp::Mul, Leaf::Const(c)) => Step::PushScaled(c, right),
-                        _ => Step::PushBinary(*op, left, right),
+                        _ => Step::PushBinary(op, left, right),
                     }),
                     (None, Some(leaf)) => {
-                        emit(a, steps, height, depth);
-                        steps.push(Step::BinaryLeafRight(*op, leaf));
+                        emit(t, a, steps, height, depth);
+                        steps.push(Step::BinaryLeafRight(op, leaf));
                     }
                     (Some(leaf), None) => {
-                        emit(b, steps, height, depth);
+                        emit(t, b, steps, height, depth);
                         steps.push(match (op, leaf) {
                             (BinaryOp::Mul, Leaf::Const(c)) => Step::ScaleBy(c),
                             (BinaryOp::Add, Leaf::Const(c)) => Step::Shift(c),
-                            _ => Step::BinaryLeafLeft(*op, leaf),
+                            _ => Step::BinaryLeafLeft(op, leaf),
                         });
                     }
                     (None, None) => {
-                        emit(a, steps, height, depth);
-                        emit(b, steps, height + 1, depth);
-                        steps.push(Step::Binary(*op));
+                        emit(t, a, steps, height, depth);
+                        emit(t, b, steps, height + 1, depth);
+                        steps.push(Step::Binary(op));
                     }
                 },
-                _ => unreachable!("leaves are emitted above"),
+                Node::Const(_) | Node::Var(_) => unreachable!("leaves are emitted above"),
             }
         }
         // A program has at most one step per node; reserving them saves the regrowth.
-        let (mut steps, mut depth) = (Vec::with_capacity(expr.size()), 0);
-        emit(expr, &mut steps, 0, &mut depth);
+        let root = tree.root();
+        let (mut steps, mut depth) = (Vec::with_capacity(tree.size(root)), 0);
+        emit(tree, root, &mut steps, 0, &mut depth);
         Program { steps, depth }
+    }
+
+    /// The program of a boxed expression.
+    pub fn of_expr(expr: &Expr) -> Program {
+        Program::new(&FlatTree::from(expr))
     }
 
     /// The series over `len` points, `inputs[i]` being channel `x{i}`, evaluated a block at
@@ -284,7 +292,7 @@ mod tests {
 
     /// The whole series, with no checks.
     fn eval_series(expr: &Expr, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
-        let all = Program::new(expr).eval_series(inputs, len, |_, _| Ok::<(), ()>(()));
+        let all = Program::of_expr(expr).eval_series(inputs, len, |_, _| Ok::<(), ()>(()));
         all.unwrap()
     }
 
@@ -362,7 +370,7 @@ mod tests {
             for a in &point_operands {
                 for b in &point_operands {
                     let e = Expr::binary(op, a.clone(), b.clone());
-                    let program = Program::new(&e);
+                    let program = Program::of_expr(&e);
                     let env = PointEnv {
                         inputs: &[1.3, -0.4],
                         states: &[0.2, 2.9],
@@ -382,8 +390,8 @@ mod tests {
         let vars = [Var::Input(0), Var::State(0), Var::State(1), Var::Time];
         let mut stack = Vec::new();
         for id in 0..500 {
-            let tree = trees.sample_over(&mut sample_rng(2, id), &vars);
-            let program = Program::new(&tree);
+            let tree = Expr::from(&trees.sample_over(&mut sample_rng(2, id), &vars));
+            let program = Program::of_expr(&tree);
             for k in 0..5 {
                 let x = k as f64 * 0.7 - 1.3;
                 let (inputs, states) = ([x.sin() * 2.0], [x.cos(), 0.5 - x]);
@@ -410,9 +418,12 @@ mod tests {
             })
             .collect();
         for id in 0..500 {
-            let tree = trees.sample(&mut sample_rng(1, id), 3);
+            // Compiled from the sampler's flat tree, as the generator does.
+            let flat = trees.sample(&mut sample_rng(1, id), 3);
+            let tree = Expr::from(&flat);
             let want = tree_walk(&tree, &inputs, 77);
-            let got = eval_series(&tree, &inputs, 77);
+            let all = Program::new(&flat).eval_series(&inputs, 77, |_, _| Ok::<(), ()>(()));
+            let got = all.unwrap();
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{tree}");
         }
@@ -422,7 +433,7 @@ mod tests {
     fn a_refused_block_stops_the_evaluation() {
         let xs: Vec<f64> = (0..100).map(|k| k as f64).collect();
         let mut seen = Vec::new();
-        let got = Program::new(&Expr::input(0)).eval_series(&[xs], 100, |start, block| {
+        let got = Program::of_expr(&Expr::input(0)).eval_series(&[xs], 100, |start, block| {
             seen.push((start, block.len()));
             if block.iter().any(|v| *v >= 40.0) {
                 Err(start)
@@ -503,7 +514,7 @@ mod tests {
             let op = [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Sub, BinaryOp::Div][k % 4];
             e = Expr::binary(op, Expr::unary(UnaryOp::Sin, Expr::input(0)), e);
         }
-        let program = Program::new(&e);
+        let program = Program::of_expr(&e);
         assert!(program.depth >= 2);
         let series = eval_series(&e, std::slice::from_ref(&xs), 3);
         let mut stack = Vec::new();
@@ -535,7 +546,7 @@ mod tests {
                 t: 0.0,
             };
             let mut stack = Vec::new();
-            assert_eq!(Program::new(&e).eval(&env, &mut stack), series[k]);
+            assert_eq!(Program::of_expr(&e).eval(&env, &mut stack), series[k]);
         }
     }
 }

@@ -1,15 +1,19 @@
 //! Symbolic expressions: the tree, its operators, evaluation, printing and random sampling.
 //!
-//! One tree type serves both explicit samples (`y = f(x)`) and ODE right-hand sides
+//! One tree serves both explicit samples (`y = f(x)`) and ODE right-hand sides
 //! (`dy/dt = f(y, x, t)`), so what is printed as a sample's symbol is exactly what produced
-//! its numbers.
+//! its numbers. It comes in two forms that convert exactly into each other: the sampler
+//! draws, and the evaluator compiles, a [`FlatTree`] (nodes in one vector); printing, parsing
+//! and the ODE systems use the boxed [`Expr`].
 
 mod eval;
+mod flat;
 mod print;
 mod sample;
 pub mod tokens;
 
 pub use eval::{PointEnv, Program};
+pub use flat::FlatTree;
 pub use print::operator_counts;
 pub use sample::{OperatorConfig, SymbolicConfig, TreeSampler};
 
@@ -184,16 +188,6 @@ impl Expr {
             Expr::Unary(_, a) => 1 + a.size(),
             Expr::Binary(_, a, b) => 1 + a.size() + b.size(),
         }
-    }
-
-    /// Replaces this node by `f(node)`, e.g. to wrap it in a new parent, in place.
-    fn replace_with(&mut self, f: impl FnOnce(Expr) -> Expr) {
-        let node = std::mem::replace(self, Expr::Const(0.0));
-        *self = f(node);
-    }
-
-    fn is_additive(&self) -> bool {
-        matches!(self, Expr::Binary(BinaryOp::Add | BinaryOp::Sub, _, _))
     }
 
     /// Calls `f` on every operator in the tree (pre-order).

@@ -2,7 +2,8 @@
 //! skeleton (Lample & Charton), leaves that use every input before repeating one, unary
 //! operators inserted above small subtrees, then affine prefactors.
 
-use super::{BinaryOp, Expr, UnaryOp, Var};
+use super::flat::{FlatTree, Node, NodeId};
+use super::{BinaryOp, UnaryOp, Var};
 use crate::checks::check_count;
 use crate::error::{Error, Result};
 use crate::rng::SampleRng;
@@ -245,21 +246,25 @@ impl TreeSampler {
     }
 
     /// A random expression over `n_inputs` input variables `x0..`.
-    pub fn sample(&self, rng: &mut SampleRng, n_inputs: usize) -> Expr {
+    pub fn sample(&self, rng: &mut SampleRng, n_inputs: usize) -> FlatTree {
         let vars: Vec<Var> = (0..n_inputs).map(Var::Input).collect();
         self.sample_over(rng, &vars)
     }
 
     /// A random expression whose leaves are drawn from `vars` (ODE right-hand sides mix
     /// inputs, states and time).
-    pub fn sample_over(&self, rng: &mut SampleRng, vars: &[Var]) -> Expr {
+    pub fn sample_over(&self, rng: &mut SampleRng, vars: &[Var]) -> FlatTree {
         let n_binary = self.draw_binary_count(rng, vars.len());
         let n_unary = rng.random_range(0..=self.cfg.max_unary_ops);
         let mut leaves = LeafSource::new(vars);
         let skeleton = self.skeleton(rng, n_binary);
-        let tree = self.fill(rng, &skeleton, 0, &mut leaves);
-        let tree = self.insert_unaries(rng, tree, n_unary);
-        self.add_prefactors(rng, tree)
+        // Room for the skeleton, its unaries and about two prefactor nodes per node.
+        let mut tree = FlatTree::with_capacity(4 * (skeleton.len() + n_unary) + 4);
+        let root = self.fill(rng, &skeleton, 0, &mut leaves, &mut tree);
+        tree.set_root(root);
+        self.insert_unaries(rng, &mut tree, n_unary);
+        self.add_prefactors(rng, &mut tree);
+        tree
     }
 
     /// Lample–Charton sampling of a binary skeleton with `n_ops` internal nodes, uniform over
@@ -303,65 +308,66 @@ impl TreeSampler {
         nodes: &[SkeletonNode],
         at: usize,
         leaves: &mut LeafSource,
-    ) -> Expr {
-        match nodes[at] {
+        tree: &mut FlatTree,
+    ) -> NodeId {
+        let node = match nodes[at] {
             SkeletonNode::Op(op, l, r) => {
-                let a = self.fill(rng, nodes, l, leaves);
-                let b = self.fill(rng, nodes, r, leaves);
-                Expr::binary(op, a, b)
+                let a = self.fill(rng, nodes, l, leaves, tree);
+                let b = self.fill(rng, nodes, r, leaves, tree);
+                Node::Binary(op, a, b)
             }
             SkeletonNode::Leaf => leaves.next(rng, &self.cfg),
-        }
+        };
+        tree.push(node)
     }
 
     /// Puts a random unary operator above every child subtree smaller than
     /// `max_unary_depth`, then keeps a random `n_unary` of them.
-    fn insert_unaries(&self, rng: &mut SampleRng, tree: Expr, n_unary: usize) -> Expr {
+    fn insert_unaries(&self, rng: &mut SampleRng, tree: &mut FlatTree, n_unary: usize) {
         let Some(dist) = &self.unary_dist else {
-            return tree;
+            return;
         };
         let mut slots = 0usize;
-        count_unary_slots(&tree, self.cfg.max_unary_depth, &mut slots);
+        count_unary_slots(tree, tree.root(), self.cfg.max_unary_depth, &mut slots);
         let mut keep = vec![false; slots];
         for k in keep.iter_mut().take(n_unary) {
             *k = true;
         }
         keep.shuffle(rng);
-        let (mut tree, mut next_slot) = (tree, 0usize);
-        self.wrap_children(rng, &mut tree, &keep, &mut next_slot, dist);
-        tree
+        let mut next_slot = 0usize;
+        self.wrap_children(rng, tree, tree.root(), &keep, &mut next_slot, dist);
     }
 
-    /// Visits slots in the same pre-order as `count_unary_slots`. Works in place, so the
-    /// tree's nodes are not freed and allocated again.
+    /// Visits slots in the same pre-order as `count_unary_slots`.
     fn wrap_children(
         &self,
         rng: &mut SampleRng,
-        tree: &mut Expr,
+        tree: &mut FlatTree,
+        id: NodeId,
         keep: &[bool],
         next_slot: &mut usize,
         dist: &WeightedIndex<f64>,
     ) {
-        let wrap = |child: &mut Expr, rng: &mut SampleRng, next_slot: &mut usize| {
+        let mut wrap = |tree: &mut FlatTree, child: NodeId, rng: &mut SampleRng| {
             let mut op = None;
-            if child.size() < self.cfg.max_unary_depth {
+            if tree.size(child) < self.cfg.max_unary_depth {
                 if keep[*next_slot] {
                     op = Some(self.unary_ops[dist.sample(rng)]);
                 }
                 *next_slot += 1;
             }
-            self.wrap_children(rng, child, keep, next_slot, dist);
+            self.wrap_children(rng, tree, child, keep, next_slot, dist);
             if let Some(op) = op {
-                child.replace_with(|inner| Expr::unary(op, inner));
+                tree.wrap(child, |_, inner| Node::Unary(op, inner));
             }
         };
-        match tree {
-            Expr::Binary(_, a, b) => {
-                wrap(a, rng, next_slot);
-                wrap(b, rng, next_slot);
+        match tree.node(id) {
+            Node::Binary(_, a, b) => {
+                wrap(tree, a, rng);
+                wrap(tree, b, rng);
             }
-            Expr::Unary(_, a) => wrap(a, rng, next_slot),
-            Expr::Const(_) | Expr::Var(_) => {}
+            Node::Unary(_, a) => wrap(tree, a, rng),
+            Node::Const(_) | Node::Var(_) => {}
         }
     }
 
@@ -381,55 +387,62 @@ impl TreeSampler {
     /// The reference's "reduced constants" affine form: children of +/- get `a·(.)`, unary
     /// arguments get `a + b·(.)`, and the root gets `a + (.)` (with `a·(.)` if nothing else
     /// added a scale).
-    fn add_prefactors(&self, rng: &mut SampleRng, tree: Expr) -> Expr {
-        let (mut tree, mut added) = (tree, false);
-        self.prefactors_below(rng, &mut tree, &mut added);
-        let tree = if added {
-            tree
-        } else {
-            Expr::times(Expr::constant(self.prefactor(rng)), tree)
-        };
-        Expr::plus(Expr::constant(self.prefactor(rng)), tree)
+    fn add_prefactors(&self, rng: &mut SampleRng, tree: &mut FlatTree) {
+        let (root, mut added) = (tree.root(), false);
+        self.prefactors_below(rng, tree, root, &mut added);
+        if !added {
+            scale(tree, root, self.prefactor(rng));
+        }
+        let shift = self.prefactor(rng);
+        tree.wrap(root, |t, inner| {
+            Node::Binary(BinaryOp::Add, t.push(Node::Const(shift)), inner)
+        });
     }
 
-    /// In place, like `wrap_children`.
-    fn prefactors_below(&self, rng: &mut SampleRng, tree: &mut Expr, added: &mut bool) {
-        match tree {
-            Expr::Binary(BinaryOp::Add | BinaryOp::Sub, a, b) => {
-                let mut scale = |child: &mut Expr, rng: &mut SampleRng| {
-                    let additive = child.is_additive();
-                    self.prefactors_below(rng, child, added);
+    fn prefactors_below(
+        &self,
+        rng: &mut SampleRng,
+        tree: &mut FlatTree,
+        id: NodeId,
+        added: &mut bool,
+    ) {
+        match tree.node(id) {
+            Node::Binary(BinaryOp::Add | BinaryOp::Sub, a, b) => {
+                for child in [a, b] {
+                    let additive = tree.is_additive(child);
+                    self.prefactors_below(rng, tree, child, added);
                     if !additive {
                         *added = true;
-                        let c = self.prefactor(rng);
-                        child.replace_with(|inner| Expr::times(Expr::constant(c), inner));
+                        scale(tree, child, self.prefactor(rng));
                     }
-                };
-                scale(a, rng);
-                scale(b, rng);
+                }
             }
-            Expr::Unary(_, a) => {
-                let additive = a.is_additive();
-                self.prefactors_below(rng, a, added);
+            Node::Unary(_, a) => {
+                let additive = tree.is_additive(a);
+                self.prefactors_below(rng, tree, a, added);
                 if !additive {
                     *added = true;
                     let shift = self.prefactor(rng);
-                    let scale = self.prefactor(rng);
-                    a.replace_with(|inner| {
-                        Expr::plus(
-                            Expr::constant(shift),
-                            Expr::times(Expr::constant(scale), inner),
-                        )
+                    scale(tree, a, self.prefactor(rng));
+                    tree.wrap(a, |t, inner| {
+                        Node::Binary(BinaryOp::Add, t.push(Node::Const(shift)), inner)
                     });
                 }
             }
-            Expr::Binary(_, a, b) => {
-                self.prefactors_below(rng, a, added);
-                self.prefactors_below(rng, b, added);
+            Node::Binary(_, a, b) => {
+                self.prefactors_below(rng, tree, a, added);
+                self.prefactors_below(rng, tree, b, added);
             }
-            Expr::Const(_) | Expr::Var(_) => {}
+            Node::Const(_) | Node::Var(_) => {}
         }
     }
+}
+
+/// Node `id` becomes `c * (id)`.
+fn scale(tree: &mut FlatTree, id: NodeId, c: f64) {
+    tree.wrap(id, |t, inner| {
+        Node::Binary(BinaryOp::Mul, t.push(Node::Const(c)), inner)
+    });
 }
 
 #[derive(Clone, Copy)]
@@ -451,20 +464,20 @@ fn skeleton_counts(max_ops: usize) -> Vec<Vec<f64>> {
     d
 }
 
-fn count_unary_slots(tree: &Expr, max_depth: usize, count: &mut usize) {
-    let mut visit = |child: &Expr| {
-        if child.size() < max_depth {
+fn count_unary_slots(tree: &FlatTree, id: NodeId, max_depth: usize, count: &mut usize) {
+    let mut visit = |child: NodeId| {
+        if tree.size(child) < max_depth {
             *count += 1;
         }
-        count_unary_slots(child, max_depth, count);
+        count_unary_slots(tree, child, max_depth, count);
     };
-    match tree {
-        Expr::Binary(_, a, b) => {
+    match tree.node(id) {
+        Node::Binary(_, a, b) => {
             visit(a);
             visit(b);
         }
-        Expr::Unary(_, a) => visit(a),
-        Expr::Const(_) | Expr::Var(_) => {}
+        Node::Unary(_, a) => visit(a),
+        Node::Const(_) | Node::Var(_) => {}
     }
 }
 
@@ -485,22 +498,22 @@ impl<'a> LeafSource<'a> {
         }
     }
 
-    fn next(&mut self, rng: &mut SampleRng, cfg: &SymbolicConfig) -> Expr {
+    fn next(&mut self, rng: &mut SampleRng, cfg: &SymbolicConfig) -> Node {
         let n = self.vars.len();
         if self.first {
             self.first = false;
             let i = rng.random_range(0..n);
             self.used[i] = true;
-            return Expr::Var(self.vars[i]);
+            return Node::Var(self.vars[i]);
         }
         if let Some(i) = self.used.iter().position(|u| !u) {
             self.used[i] = true;
-            return Expr::Var(self.vars[i]);
+            return Node::Var(self.vars[i]);
         }
         if rng.random_bool(cfg.prob_const) {
-            Expr::constant(integer_constant(rng, cfg.max_int))
+            Node::Const(integer_constant(rng, cfg.max_int))
         } else {
-            Expr::Var(self.vars[rng.random_range(0..n)])
+            Node::Var(self.vars[rng.random_range(0..n)])
         }
     }
 }
@@ -540,6 +553,7 @@ fn nearest_decimal(m: u32, e: i32) -> f64 {
 mod tests {
     use super::*;
     use crate::rng::sample_rng;
+    use crate::symbolic::Expr;
 
     #[test]
     fn prefactors_are_the_values_their_decimal_text_parses_to() {
@@ -570,8 +584,16 @@ mod tests {
         for n_ops in 2..8 {
             // n_ops binary operators give n_ops + 1 >= 3 leaves.
             let skeleton = sampler.skeleton(&mut rng, n_ops);
-            let tree = sampler.fill(&mut rng, &skeleton, 0, &mut LeafSource::new(&vars));
-            let s = tree.to_string();
+            let mut tree = FlatTree::default();
+            let root = sampler.fill(
+                &mut rng,
+                &skeleton,
+                0,
+                &mut LeafSource::new(&vars),
+                &mut tree,
+            );
+            tree.set_root(root);
+            let s = Expr::from(&tree).to_string();
             assert!(
                 s.contains("x0") && s.contains("x1") && s.contains("x2"),
                 "{s}"
@@ -612,7 +634,7 @@ mod tests {
         let sampler = TreeSampler::new(&cfg).unwrap();
         let mut rng = sample_rng(3, 0);
         for _ in 0..1000 {
-            let e = sampler.sample(&mut rng, 2);
+            let e = Expr::from(&sampler.sample(&mut rng, 2));
             let mut unary = 0;
             e.visit_ops(&mut |name| {
                 if UnaryOp::ALL.iter().any(|u| u.name() == name) {
