@@ -151,9 +151,8 @@ impl Program {
             }
         }
         // A program has at most one step per node; reserving them saves the regrowth.
-        let root = tree.root();
-        let (mut steps, mut depth) = (Vec::with_capacity(tree.size(root)), 0);
-        emit(tree, root, &mut steps, 0, &mut depth);
+        let (mut steps, mut depth) = (Vec::with_capacity(tree.node_count()), 0);
+        emit(tree, tree.root(), &mut steps, 0, &mut depth);
         Program { steps, depth }
     }
 

@@ -327,36 +327,37 @@ impl TreeSampler {
         let Some(dist) = &self.unary_dist else {
             return;
         };
-        let mut slots = 0usize;
-        count_unary_slots(tree, tree.root(), self.cfg.max_unary_depth, &mut slots);
-        let mut keep = vec![false; slots];
+        let mut small = Vec::with_capacity(tree.node_count());
+        small_children(tree, tree.root(), self.cfg.max_unary_depth, &mut small);
+        let mut keep = vec![false; small.iter().filter(|&&s| s).count()];
         for k in keep.iter_mut().take(n_unary) {
             *k = true;
         }
         keep.shuffle(rng);
-        let mut next_slot = 0usize;
-        self.wrap_children(rng, tree, tree.root(), &keep, &mut next_slot, dist);
+        // Per child in pre-order: whether it gets a unary (a kept slot among the small ones).
+        let mut slots = keep.iter();
+        let wrapped: Vec<bool> = small
+            .iter()
+            .map(|&s| s && slots.next() == Some(&true))
+            .collect();
+        let mut visited = 0usize;
+        self.wrap_children(rng, tree, tree.root(), &wrapped, &mut visited, dist);
     }
 
-    /// Visits slots in the same pre-order as `count_unary_slots`.
+    /// Visits children in the same pre-order as `small_children`.
     fn wrap_children(
         &self,
         rng: &mut SampleRng,
         tree: &mut FlatTree,
         id: NodeId,
-        keep: &[bool],
-        next_slot: &mut usize,
+        wrapped: &[bool],
+        visited: &mut usize,
         dist: &WeightedIndex<f64>,
     ) {
         let mut wrap = |tree: &mut FlatTree, child: NodeId, rng: &mut SampleRng| {
-            let mut op = None;
-            if tree.size(child) < self.cfg.max_unary_depth {
-                if keep[*next_slot] {
-                    op = Some(self.unary_ops[dist.sample(rng)]);
-                }
-                *next_slot += 1;
-            }
-            self.wrap_children(rng, tree, child, keep, next_slot, dist);
+            let op = wrapped[*visited].then(|| self.unary_ops[dist.sample(rng)]);
+            *visited += 1;
+            self.wrap_children(rng, tree, child, wrapped, visited, dist);
             if let Some(op) = op {
                 tree.wrap(child, |_, inner| Node::Unary(op, inner));
             }
@@ -464,20 +465,20 @@ fn skeleton_counts(max_ops: usize) -> Vec<Vec<f64>> {
     d
 }
 
-fn count_unary_slots(tree: &FlatTree, id: NodeId, max_depth: usize, count: &mut usize) {
-    let mut visit = |child: NodeId| {
-        if tree.size(child) < max_depth {
-            *count += 1;
-        }
-        count_unary_slots(tree, child, max_depth, count);
+/// Appends, for every child under `id` in pre-order, whether its subtree has fewer than
+/// `max_depth` nodes; returns the size of `id`'s subtree. One pass, sizes bottom-up.
+fn small_children(tree: &FlatTree, id: NodeId, max_depth: usize, small: &mut Vec<bool>) -> usize {
+    let visit = |child: NodeId, small: &mut Vec<bool>| {
+        let at = small.len();
+        small.push(false);
+        let size = small_children(tree, child, max_depth, small);
+        small[at] = size < max_depth;
+        size
     };
-    match tree.node(id) {
-        Node::Binary(_, a, b) => {
-            visit(a);
-            visit(b);
-        }
-        Node::Unary(_, a) => visit(a),
-        Node::Const(_) | Node::Var(_) => {}
+    1 + match tree.node(id) {
+        Node::Binary(_, a, b) => visit(a, small) + visit(b, small),
+        Node::Unary(_, a) => visit(a, small),
+        Node::Const(_) | Node::Var(_) => 0,
     }
 }
 
