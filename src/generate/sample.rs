@@ -10,7 +10,7 @@ use crate::ode::OdeSampler;
 use crate::preset::GeneratorConfig;
 use crate::rng::{sample_rng, uniform, SampleRng};
 use crate::store::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
-use crate::symbolic::{Expr, FlatTree, Program, TreeSampler};
+use crate::symbolic::{FlatTree, Program, TreeSampler};
 use rand::Rng;
 
 /// Everything needed to draw samples; built once, shared read-only by all threads.
@@ -132,7 +132,7 @@ impl Generator {
                 let Some((tree, y)) = found else {
                     continue 'candidate;
                 };
-                symbols.push(Expr::from(&tree).to_string());
+                symbols.push(tree.to_string());
                 outputs.push(y);
             }
             return inputs.into_sample(id, SampleKind::Explicit, NOT_ODE, &outputs, symbols, tally);

@@ -1,6 +1,7 @@
 //! Infix printing. The output is fully parenthesised and uses only syntax and functions the
 //! `meval` crate knows, so the stored symbol can be re-evaluated by a standard parser.
 
+use super::flat::{FlatTree, Node, NodeId};
 use super::{BinaryOp, Expr, UnaryOp, Var};
 use std::fmt;
 
@@ -69,19 +70,38 @@ impl fmt::Display for Var {
     }
 }
 
+impl fmt::Display for FlatTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_node(f, self, self.root())
+    }
+}
+
+/// Kept trees are printed from their flat form, without building the boxed tree.
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // `{}` on f64 prints the shortest decimal that parses back to the same value,
-            // without exponent notation.
-            Expr::Const(c) if *c < 0.0 => write!(f, "(-{})", -c),
-            Expr::Const(c) => write!(f, "{c}"),
-            Expr::Var(v) => write!(f, "{v}"),
-            Expr::Unary(op, a) => {
-                let (open, close) = op.printed();
-                write!(f, "{open}{a}{close}")
-            }
-            Expr::Binary(op, a, b) => write!(f, "({a} {} {b})", op.symbol()),
+        FlatTree::from(self).fmt(f)
+    }
+}
+
+fn write_node(f: &mut fmt::Formatter<'_>, tree: &FlatTree, id: NodeId) -> fmt::Result {
+    match tree.node(id) {
+        // `{}` on f64 prints the shortest decimal that parses back to the same value,
+        // without exponent notation.
+        Node::Const(c) if c < 0.0 => write!(f, "(-{})", -c),
+        Node::Const(c) => write!(f, "{c}"),
+        Node::Var(v) => write!(f, "{v}"),
+        Node::Unary(op, a) => {
+            let (open, close) = op.printed();
+            f.write_str(open)?;
+            write_node(f, tree, a)?;
+            f.write_str(close)
+        }
+        Node::Binary(op, a, b) => {
+            f.write_str("(")?;
+            write_node(f, tree, a)?;
+            write!(f, " {} ", op.symbol())?;
+            write_node(f, tree, b)?;
+            f.write_str(")")
         }
     }
 }

@@ -594,7 +594,7 @@ mod tests {
                 &mut tree,
             );
             tree.set_root(root);
-            let s = Expr::from(&tree).to_string();
+            let s = tree.to_string();
             assert!(
                 s.contains("x0") && s.contains("x1") && s.contains("x2"),
                 "{s}"

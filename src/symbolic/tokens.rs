@@ -264,7 +264,7 @@ mod tests {
         let tok = Tokenizer::default();
         let mut rng = crate::rng::sample_rng(4, 0);
         for _ in 0..500 {
-            let s = crate::symbolic::Expr::from(&sampler.sample(&mut rng, 3)).to_string();
+            let s = sampler.sample(&mut rng, 3).to_string();
             assert_eq!(tok.decode(&tok.encode(&s, 10_000).unwrap()), s);
         }
     }
