@@ -1,7 +1,7 @@
-//! Flat trees: every node in one vector, children by index. The sampler builds these and the
-//! evaluator compiles them, so a candidate tree costs a few vector allocations instead of one
-//! per node; most candidates are rejected, and boxing and freeing their nodes was over a tenth
-//! of s2-multidim's time. Only trees that are kept become boxed [`Expr`]s, for printing.
+//! Flat trees: every node in one vector, children by index. The sampler builds these, the
+//! evaluator compiles them and kept ones are printed from them, so a candidate tree costs a
+//! few vector allocations instead of one per node. Most candidates are rejected (s2-multidim
+//! draws 21 trees per accepted sample), and boxing their nodes was most of its allocations.
 
 use super::{BinaryOp, Expr, UnaryOp, Var};
 
