@@ -50,7 +50,8 @@ impl FlatTree {
         self.root = id;
     }
 
-    /// Nodes stored: the tree's size, or more after `wrap`, which moves a node.
+    /// Nodes stored: the tree's size when every pushed node was attached, as the sampler and
+    /// `From<&Expr>` do (`wrap` reuses the wrapped node's slot for the parent).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
