@@ -223,7 +223,7 @@ fn floor(x: f64) -> f64 {
 /// `x.rem_euclid(p)`, bit for bit, without the software fmod, for a period `p` > 1 of at most
 /// 13 significant bits (365.25 and its twelfth have 11 and 9). For +0 <= x < 2^40, q = ⌊x/p⌋ is
 /// the true quotient or one more (x/p rounded up to a whole number); q·p is exact (at most 53
-/// bits), x − q·p is exact by Sterbenz's lemma, and so is adding p back to a negative
+/// bits), x − q·p is exact by Sterbenz's lemma (trivially for q = 0), and so is adding p back to a negative
 /// remainder, since the true remainder is representable.
 fn rem_euclid(x: f64, p: f64) -> f64 {
     if !small(x) {
@@ -318,7 +318,16 @@ mod tests {
         let multiples = (0..2000).map(|k| k as f64 * DAYS_PER_YEAR);
         let near = multiples.flat_map(|m| [m.next_down(), m, m.next_up()]);
         let random = (0..200_000).map(|_| rng.random_range(0.0..60_000.0));
-        let extremes = [0.0, -0.0, -3.5, 1e13, 2.0f64.powi(40), f64::MAX];
+        let extremes = [
+            0.0,
+            -0.0,
+            -3.5,
+            1e13,
+            2.0f64.powi(40),
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+        ];
         for x in near.chain(random).chain(extremes) {
             assert_eq!(floor(x).to_bits(), x.floor().to_bits(), "floor({x})");
             for p in [DAYS_PER_YEAR, DAYS_PER_MONTH] {

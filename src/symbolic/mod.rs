@@ -3,8 +3,8 @@
 //! One tree serves both explicit samples (`y = f(x)`) and ODE right-hand sides
 //! (`dy/dt = f(y, x, t)`), so what is printed as a sample's symbol is exactly what produced
 //! its numbers. It comes in two forms that convert exactly into each other: the sampler
-//! draws, and the evaluator compiles, a [`FlatTree`] (nodes in one vector); printing, parsing
-//! and the ODE systems use the boxed [`Expr`].
+//! draws, the evaluator compiles and the printer writes a [`FlatTree`] (nodes in one vector);
+//! the ODE systems and hand-built trees use the boxed [`Expr`].
 
 mod eval;
 mod flat;

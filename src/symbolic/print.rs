@@ -70,13 +70,14 @@ impl fmt::Display for Var {
     }
 }
 
+/// Kept trees are printed from their flat form, without building the boxed tree.
 impl fmt::Display for FlatTree {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_node(f, self, self.root())
     }
 }
 
-/// Kept trees are printed from their flat form, without building the boxed tree.
+/// One printer for both forms: a boxed tree is printed through a flat copy.
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         FlatTree::from(self).fmt(f)

@@ -394,10 +394,7 @@ impl TreeSampler {
         if !added {
             scale(tree, root, self.prefactor(rng));
         }
-        let shift = self.prefactor(rng);
-        tree.wrap(root, |t, inner| {
-            Node::Binary(BinaryOp::Add, t.push(Node::Const(shift)), inner)
-        });
+        shift(tree, root, self.prefactor(rng));
     }
 
     fn prefactors_below(
@@ -423,11 +420,9 @@ impl TreeSampler {
                 self.prefactors_below(rng, tree, a, added);
                 if !additive {
                     *added = true;
-                    let shift = self.prefactor(rng);
+                    let c = self.prefactor(rng);
                     scale(tree, a, self.prefactor(rng));
-                    tree.wrap(a, |t, inner| {
-                        Node::Binary(BinaryOp::Add, t.push(Node::Const(shift)), inner)
-                    });
+                    shift(tree, a, c);
                 }
             }
             Node::Binary(_, a, b) => {
@@ -441,8 +436,17 @@ impl TreeSampler {
 
 /// Node `id` becomes `c * (id)`.
 fn scale(tree: &mut FlatTree, id: NodeId, c: f64) {
+    with_constant(tree, id, BinaryOp::Mul, c);
+}
+
+/// Node `id` becomes `c + (id)`.
+fn shift(tree: &mut FlatTree, id: NodeId, c: f64) {
+    with_constant(tree, id, BinaryOp::Add, c);
+}
+
+fn with_constant(tree: &mut FlatTree, id: NodeId, op: BinaryOp, c: f64) {
     tree.wrap(id, |t, inner| {
-        Node::Binary(BinaryOp::Mul, t.push(Node::Const(c)), inner)
+        Node::Binary(op, t.push(Node::Const(c)), inner)
     });
 }
 
