@@ -223,8 +223,8 @@ fn floor(x: f64) -> f64 {
 /// `x.rem_euclid(p)`, bit for bit, without the software fmod, for a period `p` > 1 of at most
 /// 13 significant bits (365.25 and its twelfth have 11 and 9). For +0 <= x < 2^40, q = ⌊x/p⌋ is
 /// the true quotient or one more (x/p rounded up to a whole number); q·p is exact (at most 53
-/// bits), x − q·p is exact by Sterbenz's lemma (trivially for q = 0), and so is adding p back to a negative
-/// remainder, since the true remainder is representable.
+/// bits), x − q·p is exact by Sterbenz's lemma (trivially for q = 0), and so is adding p back
+/// to a negative remainder, since the true remainder is representable.
 fn rem_euclid(x: f64, p: f64) -> f64 {
     if !small(x) {
         return x.rem_euclid(p);

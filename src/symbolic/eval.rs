@@ -291,7 +291,11 @@ mod tests {
 
     /// The whole series, with no checks.
     fn eval_series(expr: &Expr, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
-        let all = Program::of_expr(expr).eval_series(inputs, len, |_, _| Ok::<(), ()>(()));
+        whole_series(&Program::of_expr(expr), inputs, len)
+    }
+
+    fn whole_series(program: &Program, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
+        let all = program.eval_series(inputs, len, |_, _| Ok::<(), ()>(()));
         all.unwrap()
     }
 
@@ -421,8 +425,7 @@ mod tests {
             let flat = trees.sample(&mut sample_rng(1, id), 3);
             let tree = Expr::from(&flat);
             let want = tree_walk(&tree, &inputs, 77);
-            let all = Program::new(&flat).eval_series(&inputs, 77, |_, _| Ok::<(), ()>(()));
-            let got = all.unwrap();
+            let got = whole_series(&Program::new(&flat), &inputs, 77);
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{tree}");
         }

@@ -260,8 +260,7 @@ impl TreeSampler {
         let skeleton = self.skeleton(rng, n_binary);
         // Room for the skeleton, its unaries and about two prefactor nodes per node.
         let mut tree = FlatTree::with_capacity(4 * (skeleton.len() + n_unary) + 4);
-        let root = self.fill(rng, &skeleton, 0, &mut leaves, &mut tree);
-        tree.set_root(root);
+        self.grow(rng, &skeleton, &mut leaves, &mut tree);
         self.insert_unaries(rng, &mut tree, n_unary);
         self.add_prefactors(rng, &mut tree);
         tree
@@ -302,6 +301,18 @@ impl TreeSampler {
         nodes
     }
 
+    /// Fills `skeleton`'s slots with leaves into `tree`, and makes the result its root.
+    fn grow(
+        &self,
+        rng: &mut SampleRng,
+        skeleton: &[SkeletonNode],
+        leaves: &mut LeafSource,
+        tree: &mut FlatTree,
+    ) {
+        let root = self.fill(rng, skeleton, 0, leaves, tree);
+        tree.set_root(root);
+    }
+
     fn fill(
         &self,
         rng: &mut SampleRng,
@@ -327,19 +338,18 @@ impl TreeSampler {
         let Some(dist) = &self.unary_dist else {
             return;
         };
-        let mut small = Vec::with_capacity(tree.node_count());
-        small_children(tree, tree.root(), self.cfg.max_unary_depth, &mut small);
-        let mut keep = vec![false; small.iter().filter(|&&s| s).count()];
+        let mut wrapped = Vec::with_capacity(tree.node_count());
+        small_children(tree, tree.root(), self.cfg.max_unary_depth, &mut wrapped);
+        let mut keep = vec![false; wrapped.iter().filter(|&&s| s).count()];
         for k in keep.iter_mut().take(n_unary) {
             *k = true;
         }
         keep.shuffle(rng);
-        // Per child in pre-order: whether it gets a unary (a kept slot among the small ones).
-        let mut slots = keep.iter();
-        let wrapped: Vec<bool> = small
-            .iter()
-            .map(|&s| s && slots.next() == Some(&true))
-            .collect();
+        // Per child in pre-order, small becomes wrapped: a kept slot among the small ones.
+        let mut slots = keep.into_iter();
+        for w in wrapped.iter_mut().filter(|w| **w) {
+            *w = slots.next() == Some(true);
+        }
         let mut visited = 0usize;
         self.wrap_children(rng, tree, tree.root(), &wrapped, &mut visited, dist);
     }
@@ -590,14 +600,7 @@ mod tests {
             // n_ops binary operators give n_ops + 1 >= 3 leaves.
             let skeleton = sampler.skeleton(&mut rng, n_ops);
             let mut tree = FlatTree::default();
-            let root = sampler.fill(
-                &mut rng,
-                &skeleton,
-                0,
-                &mut LeafSource::new(&vars),
-                &mut tree,
-            );
-            tree.set_root(root);
+            sampler.grow(&mut rng, &skeleton, &mut LeafSource::new(&vars), &mut tree);
             let s = tree.to_string();
             assert!(
                 s.contains("x0") && s.contains("x1") && s.contains("x2"),
