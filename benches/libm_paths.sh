@@ -24,27 +24,38 @@ for preset in s2 s2-multidim mixed ode; do
     env "${env[@]}" "$bin" generate --config "generators/$preset.toml" --samples "$n" \
       --seed 3 --threads 1 --out "$out/$preset-$path" >/dev/null
   done
-  if cmp -s "$out/$preset-native/shard-000000.h5" "$out/$preset-sse2/shard-000000.h5"; then
+  differing=()
+  for shard in "$out/$preset-native"/shard-*.h5; do
+    twin="$out/$preset-sse2/$(basename "$shard")"
+    cmp -s "$shard" "$twin" || differing+=("$shard" "$twin")
+  done
+  if [ ${#differing[@]} -eq 0 ]; then
     echo "$preset: shards byte-identical"
     continue
   fi
-  "$py" - "$out/$preset-native/shard-000000.h5" "$out/$preset-sse2/shard-000000.h5" "$preset" <<'PY'
+  "$py" - "$preset" "$n" "${differing[@]}" <<'PY'
 import sys
 import h5py
 import numpy as np
 
-a, b, preset = h5py.File(sys.argv[1]), h5py.File(sys.argv[2]), sys.argv[3]
-same = [k for k in a if k != "outputs" and np.array_equal(a[k][()], b[k][()])]
-x, y = a["outputs"][()], b["outputs"][()]
-if x.shape != y.shape:
-    sys.exit(f"{preset}: shards differ in which outputs were accepted: {x.shape} vs {y.shape}")
-rows = np.unique(np.argwhere(x != y)[:, 0])
-owner = np.searchsorted(a["output_offsets"][()], rows, side="right") - 1
-kinds = a["kind"][()][owner]
-worst = max((np.abs(x[r].astype(np.float64) - y[r]) / np.maximum(np.abs(x[r]), 1e-30)).max() for r in rows)
+preset, n, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
 names = {0: "explicit", 1: "ODE"}
-by_kind = ", ".join(f"{int((kinds == k).sum())} {names[int(k)]} rows" for k in np.unique(kinds))
-print(f"{preset}: shards differ; {len(np.unique(owner))} of {len(a['kind'])} samples have differing outputs "
-      f"({by_kind}; largest relative difference {worst:.1e}); identical datasets: {', '.join(same)}")
+samples, rows_by_kind, worst, other = 0, {}, 0.0, set()
+for a, b in zip(*[iter(h5py.File(p) for p in paths)] * 2):
+    other |= {k for k in a if k != "outputs" and not np.array_equal(a[k][()], b[k][()])}
+    x, y = a["outputs"][()], b["outputs"][()]
+    if x.shape != y.shape:
+        sys.exit(f"{preset}: shards differ in which outputs were accepted: {x.shape} vs {y.shape}")
+    rows = np.unique(np.argwhere(x != y)[:, 0])
+    owner = np.searchsorted(a["output_offsets"][()], rows, side="right") - 1
+    samples += len(np.unique(owner))
+    for k in a["kind"][()][owner]:
+        rows_by_kind[names[int(k)]] = rows_by_kind.get(names[int(k)], 0) + 1
+    for r in rows:
+        worst = max(worst, (np.abs(x[r].astype(np.float64) - y[r]) / np.maximum(np.abs(x[r]), 1e-30)).max())
+by_kind = ", ".join(f"{v} {k} rows" for k, v in sorted(rows_by_kind.items()))
+print(f"{preset}: shards differ; {samples} of {n} sample ids have differing outputs "
+      f"({by_kind or 'none'}; largest relative difference {worst:.1e}); "
+      f"other datasets that differ: {', '.join(sorted(other)) or 'none'}")
 PY
 done

@@ -430,6 +430,8 @@ impl TreeSampler {
                 self.prefactors_below(rng, tree, a, added);
                 if !additive {
                     *added = true;
+                    // The shift's constant is drawn before the scale's (the order of draws
+                    // fixes the samples), though the scale goes on first.
                     let c = self.prefactor(rng);
                     scale(tree, a, self.prefactor(rng));
                     shift(tree, a, c);
