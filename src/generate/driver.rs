@@ -119,7 +119,10 @@ impl GenerateRequest {
 
 /// Bumped whenever the same (seed, id, preset) would give a different sample. 2: KernelSynth's
 /// periodic kernels are drawn by an angle-addition recurrence (values move in the last bits).
-pub const GENERATOR_REVISION: u32 = 2;
+/// 3: expressions and the ODE step control use the libm crate's functions instead of the
+/// platform's, and powers are products (ODE trajectories move; explicit outputs only where a
+/// last bit crosses an f32 rounding).
+pub const GENERATOR_REVISION: u32 = 3;
 
 /// Progress notifications for a display; sent from worker threads.
 pub enum Progress {

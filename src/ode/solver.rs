@@ -183,7 +183,9 @@ impl Integrator<'_, '_> {
         let factor = if err == 0.0 {
             5.0
         } else {
-            (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
+            // libm's pow, as the right-hand sides' functions (UnaryOp::apply): the same on
+            // every machine, so the same steps are taken.
+            (0.9 * libm::pow(err, -0.2)).clamp(0.2, 5.0)
         };
         self.h = h * factor;
         if err > 1.0 {

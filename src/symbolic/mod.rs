@@ -74,22 +74,27 @@ impl UnaryOp {
         UnaryOp::Pow3,
     ];
 
-    /// The scalar definition. Powers use `powf` so that results agree bit for bit with
-    /// `meval`, which evaluates `^` with `powf`.
+    /// The scalar definition. The transcendental functions come from the pure-Rust `libm`
+    /// crate, not the platform's maths library: glibc picks its sin, exp, log and pow builds
+    /// by CPU feature, those builds now and then differ in the last bit, and an ODE
+    /// integration can amplify one such bit into a visibly different trajectory
+    /// (`benches/libm_paths.sh`). The same code gives the same bits on every machine, at no
+    /// measured cost. Powers are products, correctly rounded everywhere; `meval`'s `powf`
+    /// agrees to within an ulp or two, which the symbol round-trip tests allow.
     #[inline]
     pub fn apply(self, a: f64) -> f64 {
         match self {
             UnaryOp::Abs => a.abs(),
             UnaryOp::Inv => 1.0 / a,
             UnaryOp::Sqrt => a.abs().sqrt(),
-            UnaryOp::Log => a.abs().ln(),
-            UnaryOp::Exp => a.exp(),
-            UnaryOp::Sin => a.sin(),
-            UnaryOp::Cos => a.cos(),
-            UnaryOp::Tan => a.tan(),
-            UnaryOp::Atan => a.atan(),
-            UnaryOp::Pow2 => a.powf(2.0),
-            UnaryOp::Pow3 => a.powf(3.0),
+            UnaryOp::Log => libm::log(a.abs()),
+            UnaryOp::Exp => libm::exp(a),
+            UnaryOp::Sin => libm::sin(a),
+            UnaryOp::Cos => libm::cos(a),
+            UnaryOp::Tan => libm::tan(a),
+            UnaryOp::Atan => libm::atan(a),
+            UnaryOp::Pow2 => a * a,
+            UnaryOp::Pow3 => a * a * a,
         }
     }
 
