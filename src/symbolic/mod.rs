@@ -79,8 +79,8 @@ impl UnaryOp {
     /// by CPU feature, those builds now and then differ in the last bit, and an ODE
     /// integration can amplify one such bit into a visibly different trajectory
     /// (`benches/libm_paths.sh`). The same code gives the same bits on every machine, at no
-    /// measured cost. Powers are products, correctly rounded everywhere; `meval`'s `powf`
-    /// agrees to within an ulp or two, which the symbol round-trip tests allow.
+    /// measured cost. Powers are products: IEEE operations, the same everywhere; `meval`'s
+    /// `powf` agrees to within an ulp or two, which the symbol round-trip tests allow.
     #[inline]
     pub fn apply(self, a: f64) -> f64 {
         match self {
