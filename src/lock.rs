@@ -15,8 +15,17 @@ const LOCK_PREFIX: &str = ".s2kit-lock";
 /// Held for as long as the owner writes; dropping it releases the lock.
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
+}
+
+impl Drop for Lock {
+    /// Unlocks explicitly rather than by closing: a child process being spawned by another
+    /// thread holds a copy of every descriptor until its exec closes them, and the lock of a
+    /// merely closed file lasts until that copy goes too, so relocking at once was refused.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// True for the name of a lock file (which does not make a directory "in use" by itself).
@@ -66,7 +75,7 @@ pub fn lock_dir(dir: &Path, role: Option<&str>) -> Result<Lock> {
         file.flush()
     };
     stamp(&mut file).map_err(|e| Error::io(&path, e))?;
-    Ok(Lock { _file: file, path })
+    Ok(Lock { file, path })
 }
 
 fn lock_unsupported(e: &std::io::Error) -> bool {
@@ -94,5 +103,16 @@ mod tests {
         let _worker = lock_dir(dir.path(), Some("worker-0001")).unwrap();
         drop(first);
         lock_dir(dir.path(), None).unwrap();
+    }
+
+    #[test]
+    fn dropping_releases_the_lock_while_a_copy_of_its_descriptor_lives() {
+        // As a child process holds one between fork and exec.
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_dir(dir.path(), None).unwrap();
+        let copy = first.file.try_clone().unwrap();
+        drop(first);
+        lock_dir(dir.path(), None).unwrap();
+        drop(copy);
     }
 }
