@@ -1,13 +1,15 @@
-//! The parallel driver, scheduling only: generates this worker's shards with rayon and
-//! streams each finished shard, compressed on the pool, to a writer thread
-//! (`store::CorpusWriter`), so generation of shard j+1 overlaps the writing of shard j.
+//! The parallel driver, scheduling only: generates this worker's shards with rayon, stages
+//! each finished shard on the same pool (compressed, built as an HDF5 file, checksummed and
+//! written under a temporary name) while the next is generated, and streams it to a writer
+//! thread (`store::CorpusWriter`) that makes it durable and lists it in the manifest.
 //! Memory is bounded by a few shards, never by the corpus size.
 
 use super::sample::Generator;
 use crate::error::{Error, Result};
 use crate::preset::GeneratorConfig;
 use crate::store::{
-    Compression, CorpusSpec, CorpusWriter, Outcome, PackedShard, Rejections, MAX_SHARDS,
+    Compression, CorpusSpec, CorpusWriter, Outcome, PackedShard, Rejections, StagedShard,
+    MAX_SHARDS,
 };
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -39,8 +41,9 @@ pub struct GenerateSummary {
     /// The rejected candidates by reason.
     pub rejections: Rejections,
     pub seconds: f64,
-    /// Seconds the writer thread spent storing shards (HDF5, fsync, checksum, manifest;
-    /// the pool compresses). It overlaps generation; near `seconds`, the writer is the bottleneck.
+    /// Seconds the writer thread spent storing shards (fsync, rename, manifest; the pool
+    /// compresses, builds, checksums and writes them). It overlaps generation; near
+    /// `seconds`, the writer is the bottleneck.
     pub writer_seconds: f64,
     /// Sample ids this run had to generate (excluding resumed shards).
     pub ids_generated: u64,
@@ -48,7 +51,8 @@ pub struct GenerateSummary {
 
 /// The most generation threads one process may start.
 pub const MAX_THREADS: usize = 1024;
-/// What the shards in flight (one being generated, one queued, one being written) may hold.
+/// What the shards in flight (one being generated, one being staged, and its file image) may
+/// hold.
 const SHARD_MEMORY_BUDGET: u64 = 16 << 30;
 
 impl GenerateRequest {
@@ -156,13 +160,14 @@ pub fn generate_corpus(
 
     std::thread::scope(|scope| -> Result<()> {
         let layout = writer.layout();
-        let (tx, rx) = sync_channel::<(u64, PackedShard)>(1);
+        let stager = writer.stager();
+        let (tx, rx) = sync_channel::<StagedShard>(1);
         let summary_w = &mut summary;
         let writer = &mut writer;
         let writing = scope.spawn(move || -> Result<()> {
-            for (index, shard) in rx {
+            for staged in rx {
                 let started = Instant::now();
-                let entry = writer.store(index, shard)?;
+                let entry = writer.store(staged)?;
                 summary_w.writer_seconds += started.elapsed().as_secs_f64();
                 summary_w.shards_written += 1;
                 summary_w.accepted += entry.samples;
@@ -172,22 +177,37 @@ pub fn generate_corpus(
             }
             Ok(())
         });
-        for (index, ids) in ranges {
-            // The pool also compresses the shard, so the writer thread only writes.
-            let shard = pool.install(|| {
-                let outcomes: Vec<Outcome> = ids
-                    .into_par_iter()
-                    .map(|id| {
-                        let outcome = generator.generate(req.seed, id);
-                        progress(Progress::SampleDone);
-                        outcome
-                    })
-                    .collect();
-                PackedShard::pack(&outcomes, layout)
-            })?;
-            if tx.send((index, shard)).is_err() {
-                break; // the writer stopped on an error, reported below
+        let generate = |ids: std::ops::Range<u64>| {
+            let outcomes: Vec<Outcome> = ids
+                .into_par_iter()
+                .map(|id| {
+                    let outcome = generator.generate(req.seed, id);
+                    progress(Progress::SampleDone);
+                    outcome
+                })
+                .collect();
+            PackedShard::pack(&outcomes, layout)
+        };
+        // Shard j is staged (built, checksummed, written) while shard j+1 is generated, both
+        // on the pool, whose threads share the two by stealing work; one more round with
+        // nothing to generate stages the last shard.
+        let mut packed: Option<(u64, PackedShard)> = None;
+        for next in ranges.into_iter().map(Some).chain([None]) {
+            let (staged, generated) = pool.install(|| {
+                rayon::join(
+                    || packed.take().map(|(j, s)| stager.stage(j, &s)).transpose(),
+                    || {
+                        next.map(|(j, ids)| generate(ids).map(|s| (j, s)))
+                            .transpose()
+                    },
+                )
+            });
+            if let Some(staged) = staged? {
+                if tx.send(staged).is_err() {
+                    break; // the writer stopped on an error, reported below
+                }
             }
+            packed = generated?;
         }
         drop(tx);
         writing

@@ -12,5 +12,5 @@ mod writer;
 pub use corpus::Corpus;
 pub use manifest::{merge, CorpusSpec, Manifest, ShardEntry, MANIFEST, MAX_SHARDS};
 pub use record::{Outcome, Rejections, Sample, SampleKind, NOT_ODE};
-pub use shard::{read_shard, Compression, PackedShard, ShardData, ShardLayout};
-pub use writer::CorpusWriter;
+pub use shard::{read_shard, Compression, PackedShard, ShardData, ShardLayout, StagedShard};
+pub use writer::{CorpusWriter, ShardStager};

@@ -4,6 +4,7 @@
 
 use super::chunks::{chunk_rows, EncodedRows, DEFLATE_LEVEL};
 use super::record::{Outcome, Rejections, Sample, SampleKind};
+use crate::digest::sha256_bytes;
 use crate::error::{Error, Result};
 use hdf5::types::VarLenUnicode;
 use serde::{Deserialize, Serialize};
@@ -244,44 +245,104 @@ fn write_attr<T: hdf5::H5Type>(
         .map_err(h5err(path))
 }
 
-/// Writes `shard` as `dir/shard-{index}.h5` and returns the final path.
-pub fn write_shard(
+/// A shard written under its temporary name: complete, but neither durable nor visible yet.
+#[derive(Debug)]
+pub struct StagedShard {
+    pub index: u64,
+    pub samples: u64,
+    pub failed: u64,
+    pub rejections: Rejections,
+    /// The file's size and checksum, taken from its image in memory.
+    pub bytes: u64,
+    pub sha256: String,
+    tmp: PathBuf,
+}
+
+/// The CPU-bound part of storing shard `index` in `dir`: builds its file in memory, takes
+/// its checksum and writes it under a temporary name. It runs on the generating pool, so
+/// that the one writer thread is left with waits (fsync) and the manifest.
+pub fn stage_shard(
     dir: &Path,
     index: u64,
     shard: &PackedShard,
     meta: &ShardMeta,
-) -> Result<PathBuf> {
-    let final_path = dir.join(shard_file_name(index));
+) -> Result<StagedShard> {
     let tmp = dir.join(format!("{}.tmp", shard_file_name(index)));
-    {
-        let file = hdf5::File::create(&tmp).map_err(h5err(&tmp))?;
-        let c = meta.layout.compression;
-        write_rows(&file, &tmp, "inputs", &shard.inputs, c)?;
-        write_rows(&file, &tmp, "outputs", &shard.outputs, c)?;
-        write_dataset(&file, &tmp, "input_offsets", &shard.input_offsets, c)?;
-        write_dataset(&file, &tmp, "output_offsets", &shard.output_offsets, c)?;
-        write_dataset(&file, &tmp, "symbols", &shard.symbols, c)?;
-        write_dataset(&file, &tmp, "sample_id", &shard.sample_id, c)?;
-        write_dataset(&file, &tmp, "kind", &shard.kind, c)?;
-        write_dataset(&file, &tmp, "ode_system", &shard.ode_system, c)?;
-        write_dataset(&file, &tmp, "input_method", &shard.input_method, c)?;
-        write_dataset(&file, &tmp, "rejected", &shard.rejected, c)?;
-        write_attr(&file, &tmp, "format_version", &FORMAT_VERSION)?;
-        write_attr(&file, &tmp, "seed", &meta.seed)?;
-        write_attr(&file, &tmp, "length", &(meta.layout.length as u64))?;
-        write_attr(&file, &tmp, "failed", &shard.failed)?;
-        let config: VarLenUnicode = meta
-            .config_json
-            .parse()
-            .map_err(|e| Error::Other(format!("config JSON is not storable: {e}")))?;
-        write_attr(&file, &tmp, "config", &config)?;
-        file.flush().map_err(h5err(&tmp))?;
+    let image = shard_image(&tmp, shard, meta)?;
+    std::fs::write(&tmp, &image).map_err(|e| Error::io(&tmp, e))?;
+    Ok(StagedShard {
+        index,
+        samples: shard.samples(),
+        failed: shard.failed,
+        rejections: shard.rejections,
+        bytes: image.len() as u64,
+        sha256: sha256_bytes(&image),
+        tmp,
+    })
+}
+
+impl StagedShard {
+    /// Makes the shard durable and then visible under its final name in `dir`.
+    pub fn publish(&self, dir: &Path) -> Result<PathBuf> {
+        let final_path = dir.join(shard_file_name(self.index));
+        std::fs::File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
+        Ok(final_path)
     }
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
-    Ok(final_path)
+}
+
+/// The bytes of a shard file, built by HDF5 in memory (its core driver, no backing file;
+/// the bytes are the same as its default driver writes). `name` only names it in errors.
+fn shard_image(name: &Path, shard: &PackedShard, meta: &ShardMeta) -> Result<Vec<u8>> {
+    let file = hdf5::File::with_options()
+        .with_fapl(|p| p.core_filebacked(false))
+        .create(name)
+        .map_err(h5err(name))?;
+    let c = meta.layout.compression;
+    write_rows(&file, name, "inputs", &shard.inputs, c)?;
+    write_rows(&file, name, "outputs", &shard.outputs, c)?;
+    write_dataset(&file, name, "input_offsets", &shard.input_offsets, c)?;
+    write_dataset(&file, name, "output_offsets", &shard.output_offsets, c)?;
+    write_dataset(&file, name, "symbols", &shard.symbols, c)?;
+    write_dataset(&file, name, "sample_id", &shard.sample_id, c)?;
+    write_dataset(&file, name, "kind", &shard.kind, c)?;
+    write_dataset(&file, name, "ode_system", &shard.ode_system, c)?;
+    write_dataset(&file, name, "input_method", &shard.input_method, c)?;
+    write_dataset(&file, name, "rejected", &shard.rejected, c)?;
+    write_attr(&file, name, "format_version", &FORMAT_VERSION)?;
+    write_attr(&file, name, "seed", &meta.seed)?;
+    write_attr(&file, name, "length", &(meta.layout.length as u64))?;
+    write_attr(&file, name, "failed", &shard.failed)?;
+    let config: VarLenUnicode = meta
+        .config_json
+        .parse()
+        .map_err(|e| Error::Other(format!("config JSON is not storable: {e}")))?;
+    write_attr(&file, name, "config", &config)?;
+    file.flush().map_err(h5err(name))?;
+    let cannot = || {
+        Error::Other(format!(
+            "{}: HDF5 cannot copy out the file image",
+            name.display()
+        ))
+    };
+    // SAFETY: the file is open; a null buffer asks only for the image's size, and the
+    // second call writes at most `image.len()` bytes into it. The library lock serialises both.
+    let size = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5f::H5Fget_file_image(file.id(), std::ptr::null_mut(), 0)
+    });
+    if size < 0 {
+        return Err(cannot());
+    }
+    let mut image = vec![0u8; size as usize];
+    let got = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5f::H5Fget_file_image(file.id(), image.as_mut_ptr().cast(), image.len())
+    });
+    if got != size {
+        return Err(cannot());
+    }
+    Ok(image)
 }
 
 /// A whole shard in memory (shards are bounded by `--shard-size`).
@@ -465,7 +526,11 @@ mod tests {
                 config_json: "{}",
                 layout,
             };
-            let path = write_shard(dir.path(), 0, &packed, &meta).unwrap();
+            let staged = stage_shard(dir.path(), 0, &packed, &meta).unwrap();
+            let path = staged.publish(dir.path()).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(bytes.len() as u64, staged.bytes);
+            assert_eq!(sha256_bytes(&bytes), staged.sha256);
             let data = read_shard(&path).unwrap();
             for (i, outcome) in outcomes.iter().enumerate() {
                 let Outcome::Accepted(want, _) = outcome else {

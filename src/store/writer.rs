@@ -4,7 +4,7 @@
 
 use super::manifest::{manifest_path, CorpusSpec, Manifest, ShardEntry, MANIFEST};
 use super::shard::{
-    shard_file_name, write_shard, PackedShard, ShardLayout, ShardMeta, FORMAT_VERSION,
+    shard_file_name, stage_shard, PackedShard, ShardLayout, ShardMeta, StagedShard, FORMAT_VERSION,
 };
 use crate::digest::sha256_file;
 use crate::error::{Error, Result};
@@ -96,30 +96,33 @@ impl CorpusWriter {
         }
     }
 
-    /// Writes shard `index`, lists it in the manifest and saves the manifest. Returns the
-    /// shard's entry.
-    pub fn store(&mut self, index: u64, shard: PackedShard) -> Result<&ShardEntry> {
-        let meta = ShardMeta {
+    /// What the generating pool needs to stage this corpus's shards.
+    pub fn stager(&self) -> ShardStager {
+        ShardStager {
+            out: self.out.clone(),
             seed: self.manifest.spec.seed,
-            config_json: &self.config_json,
+            config_json: self.config_json.clone(),
             layout: self.layout(),
-        };
-        let path = write_shard(&self.out, index, &shard, &meta)?;
-        let bytes = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, e))?
-            .len();
+        }
+    }
+
+    /// Makes a staged shard durable and visible, lists it in the manifest and saves the
+    /// manifest. Returns the shard's entry.
+    pub fn store(&mut self, staged: StagedShard) -> Result<&ShardEntry> {
+        staged.publish(&self.out)?;
+        let index = staged.index;
         let ids = self.ids(index);
         let entry = ShardEntry {
             index,
             file: shard_file_name(index),
             first_id: ids.start,
             end_id: ids.end,
-            samples: shard.samples(),
-            failed: shard.failed,
-            rejected: shard.rejections.total(),
-            rejections: shard.rejections,
-            bytes,
-            sha256: sha256_file(&path)?,
+            samples: staged.samples,
+            failed: staged.failed,
+            rejected: staged.rejections.total(),
+            rejections: staged.rejections,
+            bytes: staged.bytes,
+            sha256: staged.sha256,
         };
         let shards = &mut self.manifest.shards;
         shards.push(entry);
@@ -127,6 +130,26 @@ impl CorpusWriter {
         self.manifest.save(&self.manifest_path)?;
         let at = self.manifest.shards.iter().position(|s| s.index == index);
         Ok(&self.manifest.shards[at.expect("just listed")])
+    }
+}
+
+/// Stages shards (builds, checksums and writes them under temporary names) for a
+/// [`CorpusWriter`], on any thread.
+pub struct ShardStager {
+    out: PathBuf,
+    seed: u64,
+    config_json: String,
+    layout: ShardLayout,
+}
+
+impl ShardStager {
+    pub fn stage(&self, index: u64, shard: &PackedShard) -> Result<StagedShard> {
+        let meta = ShardMeta {
+            seed: self.seed,
+            config_json: &self.config_json,
+            layout: self.layout,
+        };
+        stage_shard(&self.out, index, shard, &meta)
     }
 }
 
