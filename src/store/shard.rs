@@ -47,9 +47,9 @@ pub fn shard_file_name(index: u64) -> String {
 }
 
 /// What a shard records about the corpus it belongs to.
-pub struct ShardMeta<'a> {
+pub struct ShardMeta {
     pub seed: u64,
-    pub config_json: &'a str,
+    pub config_json: String,
     pub layout: ShardLayout,
 }
 
@@ -523,7 +523,7 @@ mod tests {
             assert_eq!(packed.inputs.chunks.len(), 3);
             let meta = ShardMeta {
                 seed: 4,
-                config_json: "{}",
+                config_json: "{}".into(),
                 layout,
             };
             let staged = stage_shard(dir.path(), 0, &packed, &meta).unwrap();

@@ -100,9 +100,11 @@ impl CorpusWriter {
     pub fn stager(&self) -> ShardStager {
         ShardStager {
             out: self.out.clone(),
-            seed: self.manifest.spec.seed,
-            config_json: self.config_json.clone(),
-            layout: self.layout(),
+            meta: ShardMeta {
+                seed: self.manifest.spec.seed,
+                config_json: self.config_json.clone(),
+                layout: self.layout(),
+            },
         }
     }
 
@@ -137,19 +139,12 @@ impl CorpusWriter {
 /// [`CorpusWriter`], on any thread.
 pub struct ShardStager {
     out: PathBuf,
-    seed: u64,
-    config_json: String,
-    layout: ShardLayout,
+    meta: ShardMeta,
 }
 
 impl ShardStager {
     pub fn stage(&self, index: u64, shard: &PackedShard) -> Result<StagedShard> {
-        let meta = ShardMeta {
-            seed: self.seed,
-            config_json: &self.config_json,
-            layout: self.layout,
-        };
-        stage_shard(&self.out, index, shard, &meta)
+        stage_shard(&self.out, index, shard, &self.meta)
     }
 }
 
