@@ -39,21 +39,12 @@ pub struct EncodedRows {
 
 impl EncodedRows {
     /// Encodes `rows` (each `row_len` long, which the caller checks) in parallel on the current
-    /// rayon pool. The last chunk is padded with zeros, HDF5's fill value, as the library pads
-    /// an edge chunk.
+    /// rayon pool, `chunk_rows` rows to a chunk; the last chunk is padded (see `lay_out`).
     pub fn encode(rows: &[&[f32]], row_len: usize, compression: Compression) -> EncodedRows {
-        let chunk_rows = chunk_rows(row_len * 4, rows.len());
+        let chunk_rows = chunk_rows(row_len * VALUE_BYTES, rows.len());
         let chunks = rows
             .par_chunks(chunk_rows)
-            .map(|group| {
-                let mut raw = Vec::with_capacity(chunk_rows * row_len * 4);
-                for row in group {
-                    row.iter()
-                        .for_each(|v| raw.extend_from_slice(&v.to_le_bytes()));
-                }
-                raw.resize(chunk_rows * row_len * 4, 0);
-                encode_chunk(raw, compression, 4)
-            })
+            .map(|group| encode_chunk(group, chunk_rows * row_len, compression))
             .collect();
         EncodedRows {
             rows: rows.len(),
@@ -64,19 +55,52 @@ impl EncodedRows {
     }
 }
 
-/// Applies the dataset's filters to one chunk of `elem_size`-byte elements, as HDF5 would.
-fn encode_chunk(raw: Vec<u8>, compression: Compression, elem_size: usize) -> Chunk {
+/// Bytes per stored value (f32).
+const VALUE_BYTES: usize = 4;
+
+/// Applies the dataset's filters to one chunk of `values` values (the rows of `group`, then
+/// zeros), as HDF5 would.
+fn encode_chunk(group: &[&[f32]], values: usize, compression: Compression) -> Chunk {
+    let shuffled = matches!(
+        compression,
+        Compression::ShuffleLzf | Compression::ShuffleGzip
+    );
+    let bytes = lay_out(group, values, shuffled);
     match compression {
         Compression::None => Chunk {
-            bytes: raw,
+            bytes,
             filter_mask: 0,
         },
-        Compression::Lzf => lzf_or_raw(raw, 0b1),
-        Compression::Gzip => deflate_or_raw(raw, 0b1),
+        Compression::Lzf => lzf_or_raw(bytes, 0b1),
+        Compression::Gzip => deflate_or_raw(bytes, 0b1),
         // These pipelines are shuffle (filter 0), then the coder (filter 1).
-        Compression::ShuffleLzf => lzf_planes_or_raw(shuffle(&raw, elem_size), elem_size, 0b10),
-        Compression::ShuffleGzip => deflate_or_raw(shuffle(&raw, elem_size), 0b10),
+        Compression::ShuffleLzf => lzf_planes_or_raw(bytes, VALUE_BYTES, 0b10),
+        Compression::ShuffleGzip => deflate_or_raw(bytes, 0b10),
     }
+}
+
+/// A chunk's bytes as its coder receives them: the values of `group` in little-endian order,
+/// zero-padded to `values` (HDF5's fill value, with which the library pads an edge chunk).
+/// With `shuffled`, byte j of every value is stored together, plane after plane, as HDF5's
+/// shuffle filter lays them out; done here, while the values are read, it costs no extra
+/// pass over the chunk.
+fn lay_out(group: &[&[f32]], values: usize, shuffled: bool) -> Vec<u8> {
+    let mut out = vec![0u8; values * VALUE_BYTES];
+    let all = group.iter().flat_map(|row| row.iter());
+    if shuffled {
+        let (p0, rest) = out.split_at_mut(values);
+        let (p1, rest) = rest.split_at_mut(values);
+        let (p2, p3) = rest.split_at_mut(values);
+        let planes = p0.iter_mut().zip(p1).zip(p2).zip(p3);
+        for (v, (((b0, b1), b2), b3)) in all.zip(planes) {
+            [*b0, *b1, *b2, *b3] = v.to_le_bytes();
+        }
+    } else {
+        for (v, dst) in all.zip(out.chunks_exact_mut(VALUE_BYTES)) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
 }
 
 /// lzf into a buffer no larger than the input, as the lzf filter does; data that does not
@@ -214,22 +238,23 @@ fn deflate_or_raw(raw: Vec<u8>, skipped_bit: u32) -> Chunk {
     }
 }
 
-/// HDF5's shuffle filter: byte j of every element, for j = 0..elem_size, stored together.
-fn shuffle(raw: &[u8], elem_size: usize) -> Vec<u8> {
-    let n = raw.len() / elem_size;
-    let mut out = vec![0u8; raw.len()];
-    for (j, plane) in out.chunks_mut(n).take(elem_size).enumerate() {
-        for (i, b) in plane.iter_mut().enumerate() {
-            *b = raw[i * elem_size + j];
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
+
+    /// HDF5's shuffle filter, the reference `lay_out` is checked against: byte j of every
+    /// element, for j = 0..elem_size, stored together.
+    fn shuffle(raw: &[u8], elem_size: usize) -> Vec<u8> {
+        let n = raw.len() / elem_size;
+        let mut out = vec![0u8; raw.len()];
+        for (j, plane) in out.chunks_mut(n).take(elem_size).enumerate() {
+            for (i, b) in plane.iter_mut().enumerate() {
+                *b = raw[i * elem_size + j];
+            }
+        }
+        out
+    }
 
     /// Constant rows, which every filter shrinks.
     fn rows(n: usize, len: usize) -> Vec<Vec<f32>> {
