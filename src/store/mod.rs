@@ -4,6 +4,7 @@
 
 mod chunks;
 mod corpus;
+mod direct;
 mod manifest;
 mod record;
 mod shard;

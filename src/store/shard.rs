@@ -3,6 +3,7 @@
 //! only once complete, so a visible `shard-NNNNNN.h5` is always whole.
 
 use super::chunks::{chunk_rows, EncodedRows, DEFLATE_LEVEL};
+use super::direct::FileImage;
 use super::record::{Outcome, Rejections, Sample, SampleKind};
 use crate::digest::sha256_bytes;
 use crate::error::{Error, Result};
@@ -245,8 +246,7 @@ fn write_attr<T: hdf5::H5Type>(
         .map_err(h5err(path))
 }
 
-/// A shard written under its temporary name: complete, but neither durable nor visible yet.
-#[derive(Debug)]
+/// A shard built in memory and checksummed, ready to be written.
 pub struct StagedShard {
     pub index: u64,
     pub samples: u64,
@@ -255,47 +255,47 @@ pub struct StagedShard {
     /// The file's size and checksum, taken from its image in memory.
     pub bytes: u64,
     pub sha256: String,
-    tmp: PathBuf,
+    image: FileImage,
 }
 
-/// The CPU-bound part of storing shard `index` in `dir`: builds its file in memory, takes
-/// its checksum and writes it under a temporary name. It runs on the generating pool, so
-/// that the one writer thread is left with waits (fsync) and the manifest.
+/// The CPU-bound part of storing shard `index`: builds its file in memory and takes its
+/// checksum. It runs on the generating pool, so that the one writer thread is left with
+/// waits: the device's transfer, fsync and the manifest. `dir` only names the file in errors.
 pub fn stage_shard(
     dir: &Path,
     index: u64,
     shard: &PackedShard,
     meta: &ShardMeta,
 ) -> Result<StagedShard> {
-    let tmp = dir.join(format!("{}.tmp", shard_file_name(index)));
-    let image = shard_image(&tmp, shard, meta)?;
-    std::fs::write(&tmp, &image).map_err(|e| Error::io(&tmp, e))?;
+    let image = shard_image(&dir.join(shard_file_name(index)), shard, meta)?;
     Ok(StagedShard {
         index,
         samples: shard.samples(),
         failed: shard.failed,
         rejections: shard.rejections,
-        bytes: image.len() as u64,
-        sha256: sha256_bytes(&image),
-        tmp,
+        bytes: image.bytes().len() as u64,
+        sha256: sha256_bytes(image.bytes()),
+        image,
     })
 }
 
 impl StagedShard {
-    /// Makes the shard durable and then visible under its final name in `dir`.
+    /// Writes the shard under a temporary name in `dir`, makes it durable, and only then
+    /// makes it visible under its final name.
     pub fn publish(&self, dir: &Path) -> Result<PathBuf> {
+        let tmp = dir.join(format!("{}.tmp", shard_file_name(self.index)));
+        self.image
+            .write_durably(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
         let final_path = dir.join(shard_file_name(self.index));
-        std::fs::File::open(&self.tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
+        std::fs::rename(&tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
         Ok(final_path)
     }
 }
 
 /// The bytes of a shard file, built by HDF5 in memory (its core driver, no backing file;
 /// the bytes are the same as its default driver writes). `name` only names it in errors.
-fn shard_image(name: &Path, shard: &PackedShard, meta: &ShardMeta) -> Result<Vec<u8>> {
+fn shard_image(name: &Path, shard: &PackedShard, meta: &ShardMeta) -> Result<FileImage> {
     let file = hdf5::File::with_options()
         .with_fapl(|p| p.core_filebacked(false))
         .create(name)
@@ -328,16 +328,17 @@ fn shard_image(name: &Path, shard: &PackedShard, meta: &ShardMeta) -> Result<Vec
         ))
     };
     // SAFETY: the file is open; a null buffer asks only for the image's size, and the
-    // second call writes at most `image.len()` bytes into it. The library lock serialises both.
+    // second call writes at most `bytes.len()` bytes into it. The library lock serialises both.
     let size = hdf5::sync::sync(|| unsafe {
         hdf5_sys::h5f::H5Fget_file_image(file.id(), std::ptr::null_mut(), 0)
     });
     if size < 0 {
         return Err(cannot());
     }
-    let mut image = vec![0u8; size as usize];
+    let mut image = FileImage::zeroed(size as usize);
+    let bytes = image.bytes_mut();
     let got = hdf5::sync::sync(|| unsafe {
-        hdf5_sys::h5f::H5Fget_file_image(file.id(), image.as_mut_ptr().cast(), image.len())
+        hdf5_sys::h5f::H5Fget_file_image(file.id(), bytes.as_mut_ptr().cast(), bytes.len())
     });
     if got != size {
         return Err(cannot());
