@@ -1,7 +1,7 @@
 //! The parallel driver, scheduling only: generates this worker's shards with rayon, stages
-//! each finished shard on the same pool (compressed, built as an HDF5 file in memory and
-//! checksummed) while the next is generated, and streams it to a writer thread
-//! (`store::CorpusWriter`) that writes it durably and lists it in the manifest.
+//! each finished shard on the same pool (compressed, built as an HDF5 file, checksummed and
+//! written under a temporary name) while the next is generated, and streams it to a writer
+//! thread (`store::CorpusWriter`) that makes it durable and lists it in the manifest.
 //! Memory is bounded by a few shards, never by the corpus size.
 
 use super::sample::Generator;
@@ -41,9 +41,9 @@ pub struct GenerateSummary {
     /// The rejected candidates by reason.
     pub rejections: Rejections,
     pub seconds: f64,
-    /// Seconds the writer thread spent storing shards (the write, mostly the device's own
-    /// transfer, then fsync, rename, manifest; the pool compresses, builds and checksums
-    /// them). It overlaps generation; near `seconds`, the writer is the bottleneck.
+    /// Seconds the writer thread spent storing shards (fsync, rename, manifest; the pool
+    /// compresses, builds, checksums and writes them). It overlaps generation; near
+    /// `seconds`, the writer is the bottleneck.
     pub writer_seconds: f64,
     /// Sample ids this run had to generate (excluding resumed shards).
     pub ids_generated: u64,
@@ -51,8 +51,8 @@ pub struct GenerateSummary {
 
 /// The most generation threads one process may start.
 pub const MAX_THREADS: usize = 1024;
-/// What the shards in flight (one being generated, one being staged with its file image, one
-/// being written) may hold.
+/// What the shards in flight (one being generated, one being staged, and its file image) may
+/// hold.
 const SHARD_MEMORY_BUDGET: u64 = 16 << 30;
 
 impl GenerateRequest {
@@ -76,15 +76,15 @@ impl GenerateRequest {
             )));
         }
         self.config.validate()?;
-        // Every channel of every sample of four shards, at 4 bytes a value.
+        // Every channel of every sample of three shards, at 4 bytes a value.
         let channels = (self.config.dims.inputs[1] + self.config.dims.outputs[1]) as u64;
         let per_sample = 4 * channels * self.config.length as u64;
-        let in_flight = 4u64
+        let in_flight = 3u64
             .saturating_mul(self.shard_size.min(self.samples))
             .saturating_mul(per_sample);
         if in_flight > SHARD_MEMORY_BUDGET {
             return Err(Error::Request(format!(
-                "shards of {} samples of length {} would hold about {} GiB in memory (four are in flight; the limit is {} GiB); lower --shard-size or --length",
+                "shards of {} samples of length {} would hold about {} GiB in memory (three are in flight; the limit is {} GiB); lower --shard-size or --length",
                 self.shard_size.min(self.samples),
                 self.config.length,
                 in_flight >> 30,
@@ -161,10 +161,7 @@ pub fn generate_corpus(
     std::thread::scope(|scope| -> Result<()> {
         let layout = writer.layout();
         let stager = writer.stager();
-        // No buffer: a staged shard waits for the writer to finish the one before (long done,
-        // a whole shard's generation ago, unless the writer is the bottleneck), so at most one
-        // file image is held for writing.
-        let (tx, rx) = sync_channel::<StagedShard>(0);
+        let (tx, rx) = sync_channel::<StagedShard>(1);
         let summary_w = &mut summary;
         let writer = &mut writer;
         let writing = scope.spawn(move || -> Result<()> {
@@ -191,7 +188,7 @@ pub fn generate_corpus(
                 .collect();
             PackedShard::pack(&outcomes, layout)
         };
-        // Shard j is staged (built and checksummed) while shard j+1 is generated, both
+        // Shard j is staged (built, checksummed, written) while shard j+1 is generated, both
         // on the pool, whose threads share the two by stealing work; one more round with
         // nothing to generate stages the last shard.
         let mut packed: Option<(u64, PackedShard)> = None;

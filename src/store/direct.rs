@@ -1,12 +1,12 @@
-//! Durable writes of whole files from memory, past the page cache where the filesystem allows.
+//! Writes of whole files from memory, past the page cache where the filesystem allows.
 //!
 //! A shard is built in memory, so it can go to the device directly (Linux's `O_DIRECT`):
-//! a buffered write copied every byte into the page cache on the calling thread, and the
-//! kernel's writeback then spent more CPU flushing it, which on a generating machine took
-//! cores from generation. Here the one copy is the device's own transfer from this buffer.
-//! A corpus is written once and read much later, so bypassing the cache also keeps a
-//! terabyte of shards from evicting everything else. A filesystem that refuses direct I/O
-//! gets an ordinary buffered write and fsync.
+//! a buffered write copied every byte into the page cache on the generating thread, and the
+//! kernel's writeback then spent more CPU flushing it, both taken from generation. Here the
+//! one copy is the device's own transfer from this buffer, which the thread waits for (on
+//! this project's disk, 2.0 GB/s against 362 MB/s buffered with fsync). A corpus is written
+//! once and read much later, so bypassing the cache also keeps a terabyte of shards from
+//! evicting everything else. A filesystem that refuses direct I/O gets an ordinary write.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -45,8 +45,9 @@ impl FileImage {
         &self.buf[self.start..self.start + self.len.next_multiple_of(ALIGN)]
     }
 
-    /// Creates or replaces the file at `path` with these bytes and makes it durable.
-    pub fn write_durably(&self, path: &Path) -> io::Result<()> {
+    /// Creates or replaces the file at `path` with these bytes. Durable only after an fsync,
+    /// which is the caller's: it may wait for it on another thread.
+    pub fn write_file(&self, path: &Path) -> io::Result<()> {
         match self.write_direct(path) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.write_buffered(path),
             done => done,
@@ -65,8 +66,7 @@ impl FileImage {
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
         file.write_all(self.padded())?;
-        file.set_len(self.len as u64)?;
-        file.sync_all()
+        file.set_len(self.len as u64)
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -75,9 +75,7 @@ impl FileImage {
     }
 
     fn write_buffered(&self, path: &Path) -> io::Result<()> {
-        let mut file = File::create(path)?;
-        file.write_all(self.bytes())?;
-        file.sync_all()
+        File::create(path)?.write_all(self.bytes())
     }
 }
 
@@ -97,7 +95,7 @@ mod tests {
             let direct = dir.path().join("direct");
             // Longer than the image, so that a write that does not replace the file shows.
             std::fs::write(&direct, vec![9u8; 5 * ALIGN]).unwrap();
-            image.write_durably(&direct).unwrap();
+            image.write_file(&direct).unwrap();
             assert_eq!(std::fs::read(&direct).unwrap(), image.bytes(), "{len}");
             let buffered = dir.path().join("buffered");
             image.write_buffered(&buffered).unwrap();

@@ -246,7 +246,8 @@ fn write_attr<T: hdf5::H5Type>(
         .map_err(h5err(path))
 }
 
-/// A shard built in memory and checksummed, ready to be written.
+/// A shard written under its temporary name: complete, but neither durable nor visible yet.
+#[derive(Debug)]
 pub struct StagedShard {
     pub index: u64,
     pub samples: u64,
@@ -255,19 +256,22 @@ pub struct StagedShard {
     /// The file's size and checksum, taken from its image in memory.
     pub bytes: u64,
     pub sha256: String,
-    image: FileImage,
+    tmp: PathBuf,
 }
 
-/// The CPU-bound part of storing shard `index`: builds its file in memory and takes its
-/// checksum. It runs on the generating pool, so that the one writer thread is left with
-/// waits: the device's transfer, fsync and the manifest. `dir` only names the file in errors.
+/// The CPU-bound part of storing shard `index` in `dir`: builds its file in memory, takes
+/// its checksum and writes it under a temporary name (past the page cache where the
+/// filesystem allows, see `direct`). It runs on the generating pool, so that the one writer
+/// thread is left with waits (fsync) and the manifest.
 pub fn stage_shard(
     dir: &Path,
     index: u64,
     shard: &PackedShard,
     meta: &ShardMeta,
 ) -> Result<StagedShard> {
-    let image = shard_image(&dir.join(shard_file_name(index)), shard, meta)?;
+    let tmp = dir.join(format!("{}.tmp", shard_file_name(index)));
+    let image = shard_image(&tmp, shard, meta)?;
+    image.write_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
     Ok(StagedShard {
         index,
         samples: shard.samples(),
@@ -275,20 +279,18 @@ pub fn stage_shard(
         rejections: shard.rejections,
         bytes: image.bytes().len() as u64,
         sha256: sha256_bytes(image.bytes()),
-        image,
+        tmp,
     })
 }
 
 impl StagedShard {
-    /// Writes the shard under a temporary name in `dir`, makes it durable, and only then
-    /// makes it visible under its final name.
+    /// Makes the shard durable and then visible under its final name in `dir`.
     pub fn publish(&self, dir: &Path) -> Result<PathBuf> {
-        let tmp = dir.join(format!("{}.tmp", shard_file_name(self.index)));
-        self.image
-            .write_durably(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
         let final_path = dir.join(shard_file_name(self.index));
-        std::fs::rename(&tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
+        std::fs::File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
         Ok(final_path)
     }
 }

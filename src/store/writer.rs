@@ -108,8 +108,8 @@ impl CorpusWriter {
         }
     }
 
-    /// Writes a staged shard durably, makes it visible, lists it in the manifest and saves
-    /// the manifest. Returns the shard's entry.
+    /// Makes a staged shard durable and visible, lists it in the manifest and saves the
+    /// manifest. Returns the shard's entry.
     pub fn store(&mut self, staged: StagedShard) -> Result<&ShardEntry> {
         staged.publish(&self.out)?;
         let index = staged.index;
@@ -135,8 +135,8 @@ impl CorpusWriter {
     }
 }
 
-/// Stages shards (builds their files in memory and checksums them) for a [`CorpusWriter`], on
-/// any thread.
+/// Stages shards (builds, checksums and writes them under temporary names) for a
+/// [`CorpusWriter`], on any thread.
 pub struct ShardStager {
     out: PathBuf,
     meta: ShardMeta,
