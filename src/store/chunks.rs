@@ -61,11 +61,7 @@ const VALUE_BYTES: usize = 4;
 /// Applies the dataset's filters to one chunk of `values` values (the rows of `group`, then
 /// zeros), as HDF5 would.
 fn encode_chunk(group: &[&[f32]], values: usize, compression: Compression) -> Chunk {
-    let shuffled = matches!(
-        compression,
-        Compression::ShuffleLzf | Compression::ShuffleGzip
-    );
-    let bytes = lay_out(group, values, shuffled);
+    let bytes = lay_out(group, values, compression.shuffles());
     match compression {
         Compression::None => Chunk {
             bytes,

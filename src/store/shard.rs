@@ -27,6 +27,13 @@ pub enum Compression {
     None,
 }
 
+impl Compression {
+    /// Whether HDF5's byte shuffle runs before the coder.
+    pub fn shuffles(self) -> bool {
+        matches!(self, Compression::ShuffleLzf | Compression::ShuffleGzip)
+    }
+}
+
 impl std::str::FromStr for Compression {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -166,11 +173,12 @@ fn dataset_builder<T: hdf5::H5Type>(
     let mut builder = file.new_dataset::<T>().shape(shape);
     if shape.iter().all(|&d| d > 0) {
         builder = builder.chunk(chunk);
+        if compression.shuffles() {
+            builder = builder.shuffle();
+        }
         builder = match compression {
-            Compression::ShuffleLzf => builder.shuffle().lzf(),
-            Compression::Lzf => builder.lzf(),
-            Compression::Gzip => builder.deflate(DEFLATE_LEVEL),
-            Compression::ShuffleGzip => builder.shuffle().deflate(DEFLATE_LEVEL),
+            Compression::ShuffleLzf | Compression::Lzf => builder.lzf(),
+            Compression::ShuffleGzip | Compression::Gzip => builder.deflate(DEFLATE_LEVEL),
             Compression::None => builder,
         };
     }
