@@ -17,7 +17,10 @@ use std::path::Path;
 const ALIGN: usize = 4096;
 
 /// A file's bytes in a buffer whose start is `ALIGN`-aligned and whose tail, up to the next
-/// multiple of `ALIGN`, is zeros.
+/// multiple of `ALIGN`, is zeros. The buffer is kept when the length shrinks, so that one
+/// image can be reused for file after file without the kernel faulting in fresh pages each
+/// time (a shard is tens of megabytes, above glibc's mmap threshold).
+#[derive(Default)]
 pub struct FileImage {
     buf: Vec<u8>,
     start: usize,
@@ -25,19 +28,39 @@ pub struct FileImage {
 }
 
 impl FileImage {
-    /// `len` zero bytes.
-    pub fn zeroed(len: usize) -> Self {
-        let buf = vec![0u8; len.next_multiple_of(ALIGN) + ALIGN];
-        let start = (ALIGN - buf.as_ptr() as usize % ALIGN) % ALIGN;
-        FileImage { buf, start, len }
-    }
-
     pub fn bytes(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.len]
+    }
+
+    /// Makes room for at least `len` bytes without changing the length.
+    pub fn reserve(&mut self, len: usize) {
+        let blocks = len.next_multiple_of(ALIGN);
+        if self.start + blocks <= self.buf.len() {
+            return;
+        }
+        // One block more leaves room to align the start.
+        let mut buf = vec![0u8; blocks + ALIGN];
+        let start = (ALIGN - buf.as_ptr() as usize % ALIGN) % ALIGN;
+        buf[start..start + self.len].copy_from_slice(self.bytes());
+        (self.buf, self.start) = (buf, start);
+    }
+
+    /// Sets the length to `len`. The bytes below both lengths are kept; those past the old
+    /// length hold whatever the buffer held before (zeros in memory never used), so a writer
+    /// that extends the image writes them all.
+    pub fn resize(&mut self, len: usize) {
+        let blocks = len.next_multiple_of(ALIGN);
+        if self.start + blocks > self.buf.len() {
+            // Doubling keeps a file that grows in small steps from being copied at each step.
+            self.reserve(len.max(2 * self.buf.len()));
+        }
+        self.len = len;
+        let tail = self.start + len..self.start + blocks;
+        self.buf[tail].fill(0);
     }
 
     /// The bytes and their zero tail: a whole number of blocks.
@@ -87,7 +110,8 @@ mod tests {
     fn both_writes_leave_exactly_the_image() {
         let dir = tempfile::tempdir().unwrap();
         for len in [1, ALIGN - 1, ALIGN, ALIGN + 1, 3 * ALIGN + 77] {
-            let mut image = FileImage::zeroed(len);
+            let mut image = FileImage::default();
+            image.resize(len);
             assert_eq!(image.bytes().as_ptr() as usize % ALIGN, 0);
             for (i, b) in image.bytes_mut().iter_mut().enumerate() {
                 *b = (i % 251) as u8 + 1;
@@ -101,5 +125,24 @@ mod tests {
             image.write_buffered(&buffered).unwrap();
             assert_eq!(std::fs::read(&buffered).unwrap(), image.bytes(), "{len}");
         }
+    }
+
+    #[test]
+    fn resizing_keeps_the_bytes_alignment_and_zero_tail() {
+        let mut image = FileImage::default();
+        image.resize(100);
+        image.bytes_mut().fill(7);
+        // Growing past the buffer moves it: the bytes come along, still aligned.
+        image.resize(5 * ALIGN + 1);
+        assert_eq!(image.bytes().as_ptr() as usize % ALIGN, 0);
+        assert!(image.bytes()[..100].iter().all(|&b| b == 7));
+        image.bytes_mut().fill(9);
+        // Shrinking keeps the buffer, and the block's tail past the length is zeroed.
+        let at = image.bytes().as_ptr();
+        image.resize(ALIGN + 10);
+        assert_eq!(image.bytes().as_ptr(), at);
+        assert!(image.bytes().iter().all(|&b| b == 9));
+        assert_eq!(image.padded().len(), 2 * ALIGN);
+        assert!(image.padded()[ALIGN + 10..].iter().all(|&b| b == 0));
     }
 }

@@ -6,6 +6,7 @@ mod chunks;
 mod corpus;
 mod direct;
 mod manifest;
+mod memory_file;
 mod record;
 mod shard;
 mod writer;

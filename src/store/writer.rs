@@ -2,6 +2,7 @@
 //! stored with its manifest entry, and the manifest is rewritten after every shard. The
 //! generator only schedules work and hands finished shards over.
 
+use super::direct::FileImage;
 use super::manifest::{manifest_path, CorpusSpec, Manifest, ShardEntry, MANIFEST};
 use super::shard::{
     shard_file_name, stage_shard, PackedShard, ShardLayout, ShardMeta, StagedShard, FORMAT_VERSION,
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::lock::{is_lock_file, lock_dir, Lock};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// One worker's writer: its manifest (or manifest part) and the shards still to write.
 pub struct CorpusWriter {
@@ -105,6 +107,7 @@ impl CorpusWriter {
                 config_json: self.config_json.clone(),
                 layout: self.layout(),
             },
+            image: Mutex::default(),
         }
     }
 
@@ -140,11 +143,15 @@ impl CorpusWriter {
 pub struct ShardStager {
     out: PathBuf,
     meta: ShardMeta,
+    /// The memory each shard's file is built in, kept for the next (one stage at a time
+    /// holds it; the generator stages shard after shard).
+    image: Mutex<FileImage>,
 }
 
 impl ShardStager {
     pub fn stage(&self, index: u64, shard: &PackedShard) -> Result<StagedShard> {
-        stage_shard(&self.out, index, shard, &self.meta)
+        let mut image = self.image.lock().unwrap_or_else(|e| e.into_inner());
+        stage_shard(&self.out, index, shard, &self.meta, &mut image)
     }
 }
 
