@@ -296,14 +296,24 @@ pub fn stage_shard(
 ) -> Result<StagedShard> {
     let tmp = dir.join(format!("{}.tmp", shard_file_name(index)));
     shard_image(&tmp, shard, meta, image)?;
-    image.write_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let image = &*image;
+    // The device reads the image while this thread checksums it: a direct write leaves its
+    // thread waiting for the transfer, and a thread of its own waits instead of the pool's.
+    let (written, sha256) = std::thread::scope(|scope| {
+        let writing = scope.spawn(|| image.write_file(&tmp));
+        let sha256 = sha256_bytes(image.bytes());
+        (writing.join(), sha256)
+    });
+    written
+        .map_err(|_| Error::Other(format!("{}: the writing thread panicked", tmp.display())))?
+        .map_err(|e| Error::io(&tmp, e))?;
     Ok(StagedShard {
         index,
         samples: shard.samples(),
         failed: shard.failed,
         rejections: shard.rejections,
         bytes: image.bytes().len() as u64,
-        sha256: sha256_bytes(image.bytes()),
+        sha256,
         tmp,
     })
 }
