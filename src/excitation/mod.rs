@@ -140,17 +140,20 @@ mod tests {
 
     /// Every method's draws, pinned to the bit (the values of generator_revision 2, which
     /// shards of every preset showed unchanged by the per-sampler tables): a change of
-    /// values must come with a new revision, and this is what tells.
+    /// values must come with a new revision, and this is what tells. The bits of every value
+    /// are folded in: a sum hid the last-bit changes of a trial Weibull formula (43% of its
+    /// draws moved by up to 6 ulp, and the sum of 20 series stayed the same).
     #[test]
     fn draws_are_pinned_to_the_bit() {
         let pinned: [(&str, u64); 5] = [
-            ("mixture", 0x4072bb41026c59e7),
-            ("arma", 0x409d68e03034de05),
-            ("forecast_pfn", 0x40b715ede9abbd91),
-            ("kernel_synth", 0xc0744ee7101c031d),
-            ("imf", 0x409fb90ef6c8c5b8),
+            ("mixture", 0x31feae32be1047ff),
+            ("arma", 0x0c176b6ed56e35ec),
+            ("forecast_pfn", 0x588f99b167b646dd),
+            ("kernel_synth", 0x3f380500ebc76cb1),
+            ("imf", 0xf1fb52c79386b080),
         ];
-        for (code, (name, want)) in pinned.iter().enumerate() {
+        let mut got = pinned;
+        for (code, (_, bits)) in got.iter_mut().enumerate() {
             let mut cfg = ExcitationConfig::default();
             let mut weights = [0.0; 5];
             weights[code] = 1.0;
@@ -164,10 +167,10 @@ mod tests {
             };
             let sampler = ExcitationSampler::new(&cfg, 256).unwrap();
             let mut rng = sample_rng(7, 0);
-            let sum: f64 = (0..20)
+            *bits = (0..20)
                 .flat_map(|_| sampler.sample_channel(&mut rng, 256).0)
-                .sum();
-            assert_eq!(sum.to_bits(), *want, "{name}: {sum} ({:#x})", sum.to_bits());
+                .fold(0u64, |h, v| h.rotate_left(7) ^ v.to_bits());
         }
+        assert_eq!(got, pinned, "{got:#x?}");
     }
 }
