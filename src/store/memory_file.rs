@@ -86,7 +86,10 @@ impl<'a> MemoryFile<'a> {
     /// Flushes and closes the file, and cuts the image to the file's length.
     pub fn finish(self) -> Result<()> {
         let MemoryFile {
-            file, _fapl, image, ..
+            file,
+            _fapl: fapl,
+            image,
+            ..
         } = self;
         let name = file.filename();
         file.flush().map_err(|e| Error::hdf5(Path::new(&name), e))?;
@@ -95,7 +98,7 @@ impl<'a> MemoryFile<'a> {
             hdf5_sys::h5f::H5Fget_file_image(file.id(), std::ptr::null_mut(), 0)
         });
         file.close().map_err(|e| Error::hdf5(Path::new(&name), e))?;
-        drop(_fapl);
+        drop(fapl);
         if size < 0 {
             return Err(Error::Other(format!("{name}: HDF5 cannot size the file")));
         }
@@ -158,7 +161,9 @@ mod tests {
             .and_then(|a| a.write_scalar(&(values.len() as u64)))
             .unwrap();
         file.flush().unwrap();
-        let size = unsafe { hdf5_sys::h5f::H5Fget_file_image(file.id(), std::ptr::null_mut(), 0) };
+        let size = hdf5::sync::sync(|| unsafe {
+            hdf5_sys::h5f::H5Fget_file_image(file.id(), std::ptr::null_mut(), 0)
+        });
         let mut copy = vec![0u8; size as usize];
         let got = hdf5::sync::sync(|| unsafe {
             hdf5_sys::h5f::H5Fget_file_image(file.id(), copy.as_mut_ptr().cast(), copy.len())

@@ -300,13 +300,17 @@ pub fn stage_shard(
     // The device reads the image while this thread checksums it: a direct write leaves its
     // thread waiting for the transfer, and a thread of its own waits instead of the pool's.
     let (written, sha256) = std::thread::scope(|scope| {
-        let writing = scope.spawn(|| image.write_file(&tmp));
+        let writing = std::thread::Builder::new()
+            .name("s2kit-shard-write".into())
+            .spawn_scoped(scope, || image.write_file(&tmp));
         let sha256 = sha256_bytes(image.bytes());
-        (writing.join(), sha256)
+        let written = writing.and_then(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writing thread panicked")))
+        });
+        (written, sha256)
     });
-    written
-        .map_err(|_| Error::Other(format!("{}: the writing thread panicked", tmp.display())))?
-        .map_err(|e| Error::io(&tmp, e))?;
+    written.map_err(|e| Error::io(&tmp, e))?;
     Ok(StagedShard {
         index,
         samples: shard.samples(),
