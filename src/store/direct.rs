@@ -16,6 +16,14 @@ use std::path::Path;
 /// block size of common devices (512 or 4096 bytes).
 const ALIGN: usize = 4096;
 
+/// The longest image: with its alignment slack, still a valid allocation size.
+const MAX_LEN: usize = isize::MAX as usize - 2 * ALIGN;
+
+/// `len` rounded up to whole blocks, if an image can be that long.
+fn checked_blocks(len: usize) -> Option<usize> {
+    (len <= MAX_LEN).then(|| len.next_multiple_of(ALIGN))
+}
+
 /// A file's bytes in a buffer whose start is `ALIGN`-aligned and whose tail, up to the next
 /// multiple of `ALIGN`, is zeros. The buffer is kept when the length shrinks, so that one
 /// image can be reused for file after file without the kernel faulting in fresh pages each
@@ -36,31 +44,35 @@ impl FileImage {
         &mut self.buf[self.start..self.start + self.len]
     }
 
-    /// Makes room for at least `len` bytes without changing the length.
-    pub fn reserve(&mut self, len: usize) {
-        let blocks = len.next_multiple_of(ALIGN);
+    /// Makes room for at least `len` bytes without changing the length; `None` when `len`
+    /// is more than a buffer can hold.
+    pub fn reserve(&mut self, len: usize) -> Option<()> {
+        let blocks = checked_blocks(len)?;
         if self.start + blocks <= self.buf.len() {
-            return;
+            return Some(());
         }
         // One block more leaves room to align the start.
         let mut buf = vec![0u8; blocks + ALIGN];
         let start = (ALIGN - buf.as_ptr() as usize % ALIGN) % ALIGN;
         buf[start..start + self.len].copy_from_slice(self.bytes());
         (self.buf, self.start) = (buf, start);
+        Some(())
     }
 
-    /// Sets the length to `len`. The bytes below both lengths are kept; those past the old
-    /// length hold whatever the buffer held before (zeros in memory never used), so a writer
-    /// that extends the image writes them all.
-    pub fn resize(&mut self, len: usize) {
-        let blocks = len.next_multiple_of(ALIGN);
+    /// Sets the length to `len` (`None`, and nothing changed, when a buffer cannot hold it).
+    /// The bytes below both lengths are kept; those past the old length hold whatever the
+    /// buffer held before (zeros in memory never used), so a writer that extends the image
+    /// writes them all.
+    pub fn resize(&mut self, len: usize) -> Option<()> {
+        let blocks = checked_blocks(len)?;
         if self.start + blocks > self.buf.len() {
             // Doubling keeps a file that grows in small steps from being copied at each step.
-            self.reserve(len.max(2 * self.buf.len()));
+            let doubled = self.buf.len().saturating_mul(2).min(MAX_LEN);
+            self.reserve(len.max(doubled))?;
         }
         self.len = len;
-        let tail = self.start + len..self.start + blocks;
-        self.buf[tail].fill(0);
+        self.buf[self.start + len..self.start + blocks].fill(0);
+        Some(())
     }
 
     /// The bytes and their zero tail: a whole number of blocks.
@@ -111,7 +123,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for len in [1, ALIGN - 1, ALIGN, ALIGN + 1, 3 * ALIGN + 77] {
             let mut image = FileImage::default();
-            image.resize(len);
+            image.resize(len).unwrap();
             assert_eq!(image.bytes().as_ptr() as usize % ALIGN, 0);
             for (i, b) in image.bytes_mut().iter_mut().enumerate() {
                 *b = (i % 251) as u8 + 1;
@@ -130,19 +142,23 @@ mod tests {
     #[test]
     fn resizing_keeps_the_bytes_alignment_and_zero_tail() {
         let mut image = FileImage::default();
-        image.resize(100);
+        image.resize(100).unwrap();
         image.bytes_mut().fill(7);
         // Growing past the buffer moves it: the bytes come along, still aligned.
-        image.resize(5 * ALIGN + 1);
+        image.resize(5 * ALIGN + 1).unwrap();
         assert_eq!(image.bytes().as_ptr() as usize % ALIGN, 0);
         assert!(image.bytes()[..100].iter().all(|&b| b == 7));
         image.bytes_mut().fill(9);
         // Shrinking keeps the buffer, and the block's tail past the length is zeroed.
         let at = image.bytes().as_ptr();
-        image.resize(ALIGN + 10);
+        image.resize(ALIGN + 10).unwrap();
         assert_eq!(image.bytes().as_ptr(), at);
         assert!(image.bytes().iter().all(|&b| b == 9));
         assert_eq!(image.padded().len(), 2 * ALIGN);
         assert!(image.padded()[ALIGN + 10..].iter().all(|&b| b == 0));
+        // A length no buffer can hold is refused, and the image is left as it was.
+        assert_eq!(image.resize(usize::MAX), None);
+        assert_eq!(image.reserve(isize::MAX as usize), None);
+        assert_eq!(image.bytes().len(), ALIGN + 10);
     }
 }

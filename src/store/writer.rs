@@ -150,6 +150,8 @@ pub struct ShardStager {
 
 impl ShardStager {
     pub fn stage(&self, index: u64, shard: &PackedShard) -> Result<StagedShard> {
+        // A panic in an earlier stage leaves nothing to distrust: each file starts from an
+        // emptied image.
         let mut image = self.image.lock().unwrap_or_else(|e| e.into_inner());
         stage_shard(&self.out, index, shard, &self.meta, &mut image)
     }
