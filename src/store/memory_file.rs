@@ -39,8 +39,8 @@ impl std::ops::Deref for MemoryFile<'_> {
 }
 
 impl<'a> MemoryFile<'a> {
-    /// Creates an empty file in `image`, with room for `expected` bytes; `name` only names it
-    /// (nothing is written there).
+    /// Creates an empty file in `slot`'s image, with room for `expected` bytes; `name` only
+    /// names it (nothing is written there).
     pub fn create(name: &Path, slot: &'a mut FileImage, expected: usize) -> Result<MemoryFile<'a>> {
         let h5err = |e| Error::hdf5(name, e);
         let refused = |what: &str| Error::Other(format!("{}: HDF5 refused {what}", name.display()));
