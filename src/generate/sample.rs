@@ -116,11 +116,12 @@ impl Generator {
             for _ in 0..n_out {
                 // A new tree per try; the inputs are redrawn once tree_attempts trees failed.
                 let mut found = None;
+                let mut y = Vec::new(); // one buffer for this output's tries
                 for _ in 0..v.tree_attempts {
                     let tree = self.trees.sample(rng, n_in);
-                    match self.evaluate(&tree, &inputs) {
-                        Ok(y) => {
-                            found = Some((tree, y));
+                    match self.evaluate(&tree, &inputs, &mut y) {
+                        Ok(()) => {
+                            found = Some(tree);
                             break;
                         }
                         Err(why) => why.count(&mut tally),
@@ -129,7 +130,7 @@ impl Generator {
                         break 'candidate;
                     }
                 }
-                let Some((tree, y)) = found else {
+                let Some(tree) = found else {
                     continue 'candidate;
                 };
                 symbols.push(tree.to_string());
@@ -143,17 +144,21 @@ impl Generator {
         }
     }
 
-    /// The output of `tree` on `inputs`, if it passes every check. Blocks are checked as
-    /// they are evaluated, so most rejected trees cost a fraction of a series.
-    fn evaluate(&self, tree: &FlatTree, inputs: &Inputs) -> Result<Vec<f64>, Rejection> {
+    /// The output of `tree` on `inputs` into `y`, if it passes every check. Blocks are
+    /// checked as they are evaluated, so most rejected trees cost a fraction of a series.
+    fn evaluate(
+        &self,
+        tree: &FlatTree,
+        inputs: &Inputs,
+        y: &mut Vec<f64>,
+    ) -> Result<(), Rejection> {
         let (v, len) = (&self.cfg.validation, self.cfg.length);
         let program = Program::new(tree);
-        let y = program.eval_series(&inputs.values, len, |_, block| check_values(block, v))?;
-        let sd = check_spread(&y, v)?;
+        program.eval_series(&inputs.values, len, y, |_, block| check_values(block, v))?;
+        let sd = check_spread(y, v)?;
         program.visit_series(&inputs.perturbed, len, |start, block| {
-            check_conditioning(&y, sd, start, block, v.max_condition)
-        })?;
-        Ok(y)
+            check_conditioning(y, sd, start, block, v.max_condition)
+        })
     }
 
     fn ode_sample(&self, rng: &mut SampleRng, id: u64) -> Outcome {

@@ -8,6 +8,13 @@ use super::{BinaryOp, Expr, UnaryOp, Var};
 /// enough that a series failing its checks early is abandoned early.
 const BLOCK: usize = 32;
 
+thread_local! {
+    /// The block stack of [`Program::visit_series`], kept between calls on each thread:
+    /// allocating it for every tree evaluated was one of generation's larger allocation costs.
+    static SERIES_STACK: std::cell::RefCell<Vec<[f64; BLOCK]>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The values of every variable at one instant.
 pub struct PointEnv<'a> {
     pub inputs: &'a [f64],
@@ -161,22 +168,25 @@ impl Program {
         Program::new(&FlatTree::from(expr))
     }
 
-    /// The series over `len` points, `inputs[i]` being channel `x{i}`, evaluated a block at
-    /// a time. `check(start, block)` sees each finished block in order and may stop the
-    /// evaluation with an error, so a candidate that fails early costs only its first blocks.
+    /// The series over `len` points into `out` (cleared first), `inputs[i]` being channel
+    /// `x{i}`, evaluated a block at a time. `check(start, block)` sees each finished block in
+    /// order and may stop the evaluation with an error, so a candidate that fails early costs
+    /// only its first blocks; `out` is the caller's, so that candidate after candidate can
+    /// reuse one buffer.
     pub fn eval_series<E>(
         &self,
         inputs: &[Vec<f64>],
         len: usize,
+        out: &mut Vec<f64>,
         mut check: impl FnMut(usize, &[f64]) -> Result<(), E>,
-    ) -> Result<Vec<f64>, E> {
-        let mut out = Vec::with_capacity(len);
+    ) -> Result<(), E> {
+        out.clear();
+        out.reserve(len);
         self.visit_series(inputs, len, |start, block| {
             check(start, block)?;
             out.extend_from_slice(block);
             Ok(())
-        })?;
-        Ok(out)
+        })
     }
 
     /// [`Program::eval_series`] without keeping the series: `visit(start, block)` sees each
@@ -185,9 +195,25 @@ impl Program {
         &self,
         inputs: &[Vec<f64>],
         len: usize,
+        visit: impl FnMut(usize, &[f64]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        SERIES_STACK.with(|reused| match reused.try_borrow_mut() {
+            Ok(mut stack) => self.visit_with(&mut stack, inputs, len, visit),
+            // A `visit` that itself evaluates a series gets a stack of its own.
+            Err(_) => self.visit_with(&mut Vec::new(), inputs, len, visit),
+        })
+    }
+
+    fn visit_with<E>(
+        &self,
+        stack: &mut Vec<[f64; BLOCK]>,
+        inputs: &[Vec<f64>],
+        len: usize,
         mut visit: impl FnMut(usize, &[f64]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut stack = vec![[0.0f64; BLOCK]; self.depth];
+        if stack.len() < self.depth {
+            stack.resize(self.depth, [0.0; BLOCK]);
+        }
         let mut scratch = [0.0f64; BLOCK];
         for start in (0..len).step_by(BLOCK) {
             let m = BLOCK.min(len - start);
@@ -295,8 +321,11 @@ mod tests {
     }
 
     fn whole_series(program: &Program, inputs: &[Vec<f64>], len: usize) -> Vec<f64> {
-        let all = program.eval_series(inputs, len, |_, _| Ok::<(), ()>(()));
-        all.unwrap()
+        let mut all = Vec::new();
+        program
+            .eval_series(inputs, len, &mut all, |_, _| Ok::<(), ()>(()))
+            .unwrap();
+        all
     }
 
     /// The oracle: a recursive walk, one buffer per node.
@@ -432,18 +461,41 @@ mod tests {
     }
 
     #[test]
+    fn a_visit_may_evaluate_another_series() {
+        // The inner evaluation finds the thread's stack in use and takes one of its own;
+        // both must still see their own values.
+        let xs: Vec<f64> = (0..70).map(|k| k as f64 - 20.0).collect();
+        let inputs = [xs.clone()];
+        let outer = Program::of_expr(&Expr::unary(UnaryOp::Pow2, Expr::input(0)));
+        let inner = Program::of_expr(&Expr::unary(UnaryOp::Abs, Expr::input(0)));
+        let mut seen = Vec::new();
+        outer
+            .visit_series(&inputs, xs.len(), |start, block| {
+                let abs = whole_series(&inner, &inputs, xs.len());
+                seen.extend(block.iter().zip(&abs[start..]).map(|(sq, a)| (*sq, a * a)));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!(seen.len(), xs.len());
+        assert!(seen.iter().all(|(sq, want)| sq == want), "{seen:?}");
+    }
+
+    #[test]
     fn a_refused_block_stops_the_evaluation() {
         let xs: Vec<f64> = (0..100).map(|k| k as f64).collect();
         let mut seen = Vec::new();
-        let got = Program::of_expr(&Expr::input(0)).eval_series(&[xs], 100, |start, block| {
-            seen.push((start, block.len()));
-            if block.iter().any(|v| *v >= 40.0) {
-                Err(start)
-            } else {
-                Ok(())
-            }
-        });
+        let mut out = vec![7.0; 5]; // cleared, then filled with the blocks that passed
+        let got =
+            Program::of_expr(&Expr::input(0)).eval_series(&[xs], 100, &mut out, |start, block| {
+                seen.push((start, block.len()));
+                if block.iter().any(|v| *v >= 40.0) {
+                    Err(start)
+                } else {
+                    Ok(())
+                }
+            });
         assert_eq!(got, Err(32));
+        assert_eq!(out, (0..32).map(|k| k as f64).collect::<Vec<_>>());
         assert_eq!(seen, vec![(0, 32), (32, 32)]);
     }
 
