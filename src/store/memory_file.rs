@@ -44,8 +44,9 @@ impl<'a> MemoryFile<'a> {
     pub fn create(name: &Path, slot: &'a mut FileImage, expected: usize) -> Result<MemoryFile<'a>> {
         let h5err = |e| Error::hdf5(name, e);
         let refused = |what: &str| Error::Other(format!("{}: HDF5 refused {what}", name.display()));
-        slot.resize(0);
-        slot.reserve(expected)
+        // A new file starts empty; its room is reserved before the driver asks for it.
+        slot.resize(0)
+            .and_then(|()| slot.reserve(expected))
             .ok_or_else(|| refused("an image of that size"))?;
         // Closing the file then closes every object in it, so the driver lets go of the image
         // when `close` says, not when some forgotten handle goes.
